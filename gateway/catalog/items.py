@@ -1,0 +1,153 @@
+"""The single-table item design, written once for both catalog adapters.
+
+DynamoDB and SQLite store exactly these items (see docs/data-model.md); only the encoding differs.
+Keeping the key layout and the record <-> item mapping here means the two adapters cannot drift apart.
+
+    PK                  SK                          what
+    ASSET#<id>          META                        name, owner, content type, latest version
+    ASSET#<id>          V#<n, 8 digits>             size, sha256, crc32, blob key, created
+    ASSET#<id>          TOKEN#<token_id>            pointer to a token (list/revoke by id)
+    TOKEN#<sha256>      TOKEN                       asset ids, expires_at (TTL), limits, counter
+    OWNER#<owner>       ASSET#<created>#<id>        per-owner listing without scans
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.records import Asset, Token, Version
+
+Item = dict[str, Any]
+
+META = "META"
+TOKEN_SK = "TOKEN"  # noqa: S105 (a sort key, not a secret)
+
+
+def asset_pk(asset_id: str) -> str:
+    return f"ASSET#{asset_id}"
+
+
+def version_sk(version: int) -> str:
+    return f"V#{version:08d}"
+
+
+def token_pk(token_hash: str) -> str:
+    return f"TOKEN#{token_hash}"
+
+
+def owner_pk(owner: str) -> str:
+    return f"OWNER#{owner}"
+
+
+def asset_item(a: Asset) -> Item:
+    return {
+        "PK": asset_pk(a.id),
+        "SK": META,
+        "kind": "asset",
+        "asset_id": a.id,
+        "name": a.name,
+        "owner": a.owner,
+        "content_type": a.content_type,
+        "created": a.created,
+        "latest_version": a.latest_version,
+    }
+
+
+def asset_from(item: Item) -> Asset:
+    return Asset(
+        id=item["asset_id"],
+        name=item["name"],
+        owner=item["owner"],
+        content_type=item["content_type"],
+        created=float(item["created"]),
+        latest_version=int(item["latest_version"]),
+    )
+
+
+def owner_item(a: Asset) -> Item:
+    return {
+        "PK": owner_pk(a.owner),
+        "SK": f"ASSET#{a.created:017.6f}#{a.id}",
+        "kind": "owner_asset",
+        "asset_id": a.id,
+    }
+
+
+def version_item(v: Version) -> Item:
+    return {
+        "PK": asset_pk(v.asset_id),
+        "SK": version_sk(v.version),
+        "kind": "version",
+        "asset_id": v.asset_id,
+        "version": v.version,
+        "size": v.size,
+        "sha256": v.sha256,
+        "crc32": v.crc32,
+        "blob_key": v.blob_key,
+        "created": v.created,
+        "content_type": v.content_type,
+    }
+
+
+def version_from(item: Item) -> Version:
+    return Version(
+        asset_id=item["asset_id"],
+        version=int(item["version"]),
+        size=int(item["size"]),
+        sha256=item["sha256"],
+        crc32=int(item["crc32"]),
+        blob_key=item["blob_key"],
+        created=float(item["created"]),
+        content_type=item["content_type"],
+    )
+
+
+def token_item(t: Token) -> Item:
+    item: Item = {
+        "PK": token_pk(t.token_hash),
+        "SK": TOKEN_SK,
+        "kind": "token",
+        "token_id": t.token_id,
+        "asset_ids": list(t.asset_ids),
+        "owner": t.owner,
+        "created": t.created,
+        "expires_at": t.expires_at,
+        "downloads": t.downloads,
+        "revoked": t.revoked,
+    }
+    if t.max_downloads is not None:
+        item["max_downloads"] = t.max_downloads
+    if t.name is not None:
+        item["name"] = t.name
+    return item
+
+
+def token_from(item: Item) -> Token:
+    max_downloads = item.get("max_downloads")
+    return Token(
+        token_hash=item["PK"].removeprefix("TOKEN#"),
+        token_id=item["token_id"],
+        asset_ids=tuple(item["asset_ids"]),
+        owner=item["owner"],
+        created=float(item["created"]),
+        expires_at=int(item["expires_at"]),
+        max_downloads=None if max_downloads is None else int(max_downloads),
+        downloads=int(item["downloads"]),
+        revoked=bool(item["revoked"]),
+        name=item.get("name"),
+    )
+
+
+def asset_token_item(t: Token, asset_id: str) -> Item:
+    """Pointer from an asset to one of its tokens; expires with the token."""
+    return {
+        "PK": asset_pk(asset_id),
+        "SK": f"TOKEN#{t.token_id}",
+        "kind": "asset_token",
+        "token_hash": t.token_hash,
+        "expires_at": t.expires_at,
+    }
+
+
+def token_items(t: Token) -> list[Item]:
+    return [token_item(t), *(asset_token_item(t, a) for a in t.asset_ids)]

@@ -1,0 +1,62 @@
+"""``gateway serve`` and ``gateway init``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from aiohttp import web
+
+from gateway.catalog import catalog_from_settings
+from gateway.config import Settings
+from gateway.storage import blob_store_from_settings
+
+
+async def _init(settings: Settings) -> None:
+    store = blob_store_from_settings(settings)
+    catalog = catalog_from_settings(settings)
+    await store.start()
+    try:
+        await catalog.start()
+        try:
+            await store.init()
+            await catalog.init()
+        finally:
+            await catalog.close()
+    finally:
+        await store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gateway", description="Streaming asset gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP server")
+    serve.add_argument("--host", help="listen address (GATEWAY_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (GATEWAY_PORT)")
+    sub.add_parser("init", help="create the bucket and table (idempotent)")
+    sub.add_parser("config", help="print the effective configuration (secrets redacted)")
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    overrides = {
+        k: v
+        for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
+        if v is not None
+    }
+    settings = Settings(**overrides)
+
+    if args.command == "init":
+        asyncio.run(_init(settings))
+        print("initialised storage and catalog", file=sys.stderr)
+        return 0
+    if args.command == "config":
+        print(json.dumps(settings.redacted(), indent=2))
+        return 0
+
+    from gateway.http.app import create_app
+
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)
+    return 0

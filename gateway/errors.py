@@ -1,0 +1,86 @@
+"""Failure kinds shared by the service and its backends.
+
+Each kind carries the HTTP status the contract gives it, so a backend or the service can fail precisely
+without knowing anything about aiohttp; the HTTP layer renders them all as one JSON shape.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(GatewayError):
+    status = 400
+    code = "bad_request"
+
+
+class ChecksumMismatch(BadRequest):
+    code = "checksum_mismatch"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    code = "unauthorized"
+
+
+class NotFound(GatewayError):
+    status = 404
+    code = "not_found"
+
+
+class Gone(GatewayError):
+    status = 410
+    code = "gone"
+
+
+class LengthRequired(GatewayError):
+    status = 411
+    code = "length_required"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(GatewayError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class RangeNotSatisfiable(GatewayError):
+    status = 416
+    code = "range_not_satisfiable"
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class StorageError(GatewayError):
+    """The blob store failed or could not be reached."""
+
+    status = 502
+    code = "storage_error"
+
+
+class CatalogError(GatewayError):
+    """The catalog failed or could not be reached."""
+
+    status = 503
+    code = "catalog_unavailable"
+
+
+class ClientGone(BadRequest):
+    """The request body broke off (client disconnected or sent a truncated body)."""
+
+    code = "incomplete_body"

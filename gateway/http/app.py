@@ -1,0 +1,68 @@
+"""Application assembly: routes, middleware, and the one place backends are opened and closed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from gateway.assets import AssetService
+from gateway.catalog import catalog_from_settings
+from gateway.config import Settings
+from gateway.errors import GatewayError
+from gateway.http import downloads, uploads
+from gateway.http.errors import error_middleware
+from gateway.http.keys import SERVICE, SETTINGS
+from gateway.http.models import HealthResponse
+from gateway.ports import BlobStore, Catalog
+from gateway.storage import blob_store_from_settings
+
+HEALTH_TIMEOUT = 5.0
+
+
+async def healthcheck(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            await asyncio.gather(svc.store.ping(), svc.catalog.ping())
+    except (GatewayError, TimeoutError) as exc:
+        message = getattr(exc, "message", None) or "storage or catalog timed out"
+        body = HealthResponse(status="error", error=message)
+        return web.Response(status=500, text=body.model_dump_json(), content_type="application/json")
+    body = HealthResponse(status="success")
+    return web.Response(text=body.model_dump_json(exclude_none=True), content_type="application/json")
+
+
+def create_app(
+    settings: Settings, *, store: BlobStore | None = None, catalog: Catalog | None = None
+) -> web.Application:
+    """Build the app; backends come from ``settings`` unless injected (tests inject started ones)."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
+    app[SETTINGS] = settings
+
+    async def backends(app: web.Application) -> AsyncIterator[None]:
+        blob = store or blob_store_from_settings(settings)
+        cat = catalog or catalog_from_settings(settings)
+        await blob.start()
+        try:
+            await cat.start()
+            try:
+                if settings.auto_init:
+                    await blob.init()
+                    await cat.init()
+                app[SERVICE] = AssetService(blob, cat, settings)
+                yield
+            finally:
+                await cat.close()
+        finally:
+            await blob.close()
+
+    app.cleanup_ctx.append(backends)
+    app.router.add_get("/healthcheck", healthcheck)
+    app.router.add_post("/asset", uploads.upload_form_or_json)
+    app.router.add_post("/asset/{name}", uploads.upload_raw)
+    app.router.add_put("/asset/{name}", uploads.upload_raw)
+    app.router.add_get("/asset/{id}", downloads.download_asset)  # GET also answers HEAD
+    app.router.add_get("/asset-token/{token}", downloads.download_token)
+    return app

@@ -1,0 +1,51 @@
+"""One JSON error shape for every failure, whichever layer raised it."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from gateway.errors import GatewayError, RangeNotSatisfiable
+from gateway.http.models import ErrorDetail, ErrorResponse
+
+log = logging.getLogger("gateway.http")
+
+_AIOHTTP_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    411: "length_required",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    body = ErrorResponse(error=ErrorDetail(code=code, message=message)).model_dump_json()
+    return web.Response(status=status, text=body, content_type="application/json")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except GatewayError as exc:
+        resp = error_response(exc.status, exc.code, exc.message)
+        if isinstance(exc, RangeNotSatisfiable):
+            resp.headers["Content-Range"] = f"bytes */{exc.size}"
+        return resp
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        resp = error_response(exc.status, _AIOHTTP_CODES.get(exc.status, "error"), exc.reason)
+        for name in ("Allow",):
+            if name in exc.headers:
+                resp.headers[name] = exc.headers[name]
+        return resp
+    except (ConnectionResetError, ConnectionError):
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal", "internal server error")

@@ -1,0 +1,102 @@
+"""Every JSON body the API reads or writes, as pydantic models (also the source of the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.assets import IssuedToken
+from gateway.records import Asset, Version
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class AssetOut(BaseModel):
+    id: str
+    name: str
+    size: int
+    version: int
+    content_type: str
+    sha256: str
+    created: str
+
+    @classmethod
+    def of(cls, asset: Asset, version: Version) -> AssetOut:
+        return cls(
+            id=asset.id,
+            name=asset.name,
+            size=version.size,
+            version=version.version,
+            content_type=version.content_type,
+            sha256=version.sha256,
+            created=iso(asset.created),
+        )
+
+
+class TokenOut(BaseModel):
+    token: str
+    token_id: str
+    expiry: int = Field(description="UNIX timestamp (seconds, UTC) after which the link stops working")
+    asset_id: str | None = Field(description="The asset, or null for a bundle token")
+    asset_ids: list[str]
+    max_downloads: int | None
+    url: str
+
+    @classmethod
+    def of(cls, issued: IssuedToken, base_url: str) -> TokenOut:
+        rec = issued.record
+        return cls(
+            token=issued.secret,
+            token_id=rec.token_id,
+            expiry=rec.expires_at,
+            asset_id=None if rec.is_bundle else rec.asset_ids[0],
+            asset_ids=list(rec.asset_ids),
+            max_downloads=rec.max_downloads,
+            url=f"{base_url}/asset-token/{issued.secret}",
+        )
+
+
+class UploadResponse(BaseModel):
+    asset: AssetOut
+    token: TokenOut | None
+    error: None = None
+
+
+class MultiUploadResponse(BaseModel):
+    assets: list[AssetOut]
+    token: TokenOut | None
+    error: None = None
+
+
+class JsonUploadData(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image: str = Field(description="base64 of the file's bytes")
+
+
+class JsonUploadRequest(BaseModel):
+    """Upload for clients that can only send JSON (small files)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    data: JsonUploadData
+    content_type: str | None = None
+    token: bool | int | str | None = None
+    expiry: str | int | None = None
+    max_downloads: int | str | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class HealthResponse(BaseModel):
+    status: str
+    error: str | None = None

@@ -1,0 +1,88 @@
+"""``Range`` and conditional request evaluation (RFC 9110 sections 13-14) for one representation."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.utils import formatdate, parsedate_to_datetime
+
+from gateway.errors import RangeNotSatisfiable
+
+_RANGE = re.compile(r"bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*")
+
+
+@dataclass(frozen=True)
+class ByteRange:
+    start: int
+    end: int  # inclusive
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start + 1
+
+
+def parse_range(header: str | None, size: int) -> ByteRange | None:
+    """The single range to serve, or None for the whole body.
+
+    Several ranges are answered with the whole body (allowed by RFC 9110 §14.2, and what most object
+    stores do); a malformed or unsatisfiable single range is a 416.
+    """
+    if header is None:
+        return None
+    if "," in header:
+        return None
+    match = _RANGE.fullmatch(header.strip())
+    if not match:
+        raise RangeNotSatisfiable("malformed Range header", size=size)
+    first, last = match.groups()
+    if first == "" and last == "":
+        raise RangeNotSatisfiable("malformed Range header", size=size)
+    if first == "":
+        suffix = int(last)
+        if suffix == 0 or size == 0:
+            raise RangeNotSatisfiable("range not satisfiable", size=size)
+        return ByteRange(max(0, size - suffix), size - 1)
+    start = int(first)
+    end = size - 1 if last == "" else min(int(last), size - 1)
+    if last != "" and int(last) < start:
+        raise RangeNotSatisfiable("malformed Range header", size=size)
+    if start >= size:
+        raise RangeNotSatisfiable("range not satisfiable", size=size)
+    return ByteRange(start, end)
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    """Weak comparison, as If-None-Match requires."""
+    if header.strip() == "*":
+        return True
+    bare = etag.removeprefix("W/")
+    return any(t.strip().removeprefix("W/") == bare for t in header.split(","))
+
+
+def not_modified(if_none_match: str | None, if_modified_since: str | None, etag: str, mtime: float) -> bool:
+    if if_none_match is not None:
+        return etag_matches(if_none_match, etag)
+    if if_modified_since:
+        try:
+            since = parsedate_to_datetime(if_modified_since).timestamp()
+        except (TypeError, ValueError, IndexError):
+            return False
+        return int(mtime) <= since
+    return False
+
+
+def if_range_allows(if_range: str | None, etag: str, mtime: float) -> bool:
+    """Whether a Range may be honoured given If-Range (strong comparison for entity tags)."""
+    if if_range is None:
+        return True
+    value = if_range.strip()
+    if value.startswith('"') or value.startswith("W/"):
+        return value == etag
+    try:
+        return int(mtime) <= parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError):
+        return False
+
+
+def http_date(ts: float) -> str:
+    return formatdate(ts, usegmt=True)

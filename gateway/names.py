@@ -1,0 +1,46 @@
+"""File names: what we accept, and how we hand them back safely.
+
+A name is only ever display metadata (storage keys are derived from ids, never from names), but it is
+echoed into ``Content-Disposition`` and later into zip member paths, so anything that could split a
+header or climb a directory is refused at the door rather than escaped at every exit.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import unicodedata
+from urllib.parse import quote
+
+from gateway.errors import BadRequest
+
+MAX_NAME_BYTES = 255
+
+
+def validate_name(name: str) -> str:
+    if not name or not name.strip():
+        raise BadRequest("file name must not be empty", code="invalid_name")
+    if len(name.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+        raise BadRequest(f"file name longer than {MAX_NAME_BYTES} bytes", code="invalid_name")
+    if "/" in name or "\\" in name:
+        raise BadRequest("file name must not contain '/' or '\\'", code="invalid_name")
+    if ".." in name or name == ".":
+        raise BadRequest("file name must not contain '..' or be '.'", code="invalid_name")
+    for ch in name:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+            raise BadRequest("file name contains control characters", code="invalid_name")
+    return name
+
+
+def guess_content_type(name: str) -> str:
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    return guessed or "application/octet-stream"
+
+
+def content_disposition(name: str, disposition: str = "attachment") -> str:
+    """RFC 6266 header with an ASCII fallback and an RFC 8187 UTF-8 form, safe for any stored name."""
+    fallback = (
+        "".join(ch if 0x20 <= ord(ch) < 0x7F and ch not in '"\\%;' else "_" for ch in name).strip()
+        or "download"
+    )
+    encoded = quote(name, safe="")
+    return f"{disposition}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"

@@ -1,0 +1,97 @@
+"""The two ports every backend implements, plus optional capabilities.
+
+The HTTP layer and the service only ever see these protocols; a backend is a module that satisfies
+them. Optional capabilities (presigning) are separate protocols checked with ``isinstance`` so a
+backend that cannot do something simply does not claim it, instead of raising NotImplementedError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from gateway.records import Asset, NewAsset, Token, Version
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    size: int
+    etag: str  # the store's own tag; informational
+
+
+class BlobReader(Protocol):
+    """A stream opened by :meth:`BlobStore.open`; must be closed even if not fully read."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class BlobStore(Protocol):
+    async def start(self) -> None:
+        """Open connections; called once from the app's cleanup context."""
+
+    async def close(self) -> None: ...
+
+    async def init(self) -> None:
+        """Create the bucket / root directory if missing (idempotent)."""
+
+    async def ping(self) -> None:
+        """Raise StorageError when the store cannot be reached."""
+
+    async def write(self, key: str, chunks: AsyncIterator[bytes], *, size_hint: int | None) -> WriteResult:
+        """Store everything ``chunks`` yields under ``key``.
+
+        Either the whole object becomes visible, or (on any exception from ``chunks``, from the store, or
+        cancellation) nothing does and no partial upload is left behind; the exception propagates.
+        ``size_hint`` is the announced length when known; it only tunes part sizes.
+        """
+
+    async def open(self, key: str, offset: int = 0, length: int | None = None) -> BlobReader:
+        """Open ``length`` bytes from ``offset`` (to the end when None). Raises NotFound if missing."""
+
+    async def delete(self, key: str) -> None:
+        """Remove ``key``; deleting a missing key is not an error."""
+
+    async def exists(self, key: str) -> bool: ...
+
+
+@runtime_checkable
+class Presigner(Protocol):
+    """Optional: stores that can hand out short-lived direct download URLs."""
+
+    async def presign_get(
+        self, key: str, *, expires_in: int, filename_header: str, content_type: str
+    ) -> str: ...
+
+
+class Catalog(Protocol):
+    async def start(self) -> None:
+        """Open connections; called once from the app's cleanup context."""
+
+    async def close(self) -> None: ...
+
+    async def init(self) -> None:
+        """Create the table/schema if missing (idempotent)."""
+
+    async def ping(self) -> None:
+        """Raise CatalogError when the catalog cannot be reached."""
+
+    async def create_assets(self, items: Sequence[NewAsset]) -> None:
+        """Write assets, their first versions and tokens in one transaction."""
+
+    async def get_asset(self, asset_id: str) -> Asset | None: ...
+
+    async def get_version(self, asset_id: str, version: int) -> Version | None: ...
+
+    async def put_token(self, token: Token) -> None: ...
+
+    async def get_token(self, token_hash: str) -> Token | None: ...
+
+    async def claim_download(self, token_hash: str, now: float) -> Token | None:
+        """Atomically count one download if the token is live and under its limit.
+
+        Returns the updated token, or None when the claim was refused (expired, revoked, exhausted or
+        gone). One conditional write: exact under any concurrency, across processes.
+        """

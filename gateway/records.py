@@ -1,0 +1,56 @@
+"""The catalog's records, as the service sees them (storage-neutral, immutable)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Asset:
+    id: str
+    name: str
+    owner: str
+    content_type: str
+    created: float  # UNIX seconds
+    latest_version: int = 0
+
+
+@dataclass(frozen=True)
+class Version:
+    asset_id: str
+    version: int
+    size: int
+    sha256: str
+    crc32: int
+    blob_key: str
+    created: float
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Token:
+    """A share link. Only ``token_hash`` (sha256 of the secret) is ever stored."""
+
+    token_hash: str
+    token_id: str
+    asset_ids: tuple[str, ...]
+    owner: str
+    created: float
+    expires_at: int  # UNIX seconds; also the DynamoDB TTL attribute
+    max_downloads: int | None = None
+    downloads: int = 0
+    revoked: bool = False
+    name: str | None = None  # archive name for bundle tokens
+
+    @property
+    def is_bundle(self) -> bool:
+        return len(self.asset_ids) > 1
+
+
+@dataclass(frozen=True)
+class NewAsset:
+    """An asset and its first version, written together."""
+
+    asset: Asset
+    version: Version
+    tokens: tuple[Token, ...] = field(default=())

@@ -1,0 +1,33 @@
+"""Blob store adapters, chosen by URL scheme (``file://`` or ``s3://``)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+from gateway.config import Settings
+from gateway.ports import BlobStore
+
+
+def blob_store_from_settings(settings: Settings) -> BlobStore:
+    url = settings.storage_url
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        from gateway.storage.filesystem import FilesystemBlobStore
+
+        path = (parts.netloc + parts.path) or "."
+        return FilesystemBlobStore(path, chunk_size=settings.read_chunk_size)
+    if parts.scheme == "s3":
+        from gateway.storage.s3 import S3BlobStore
+
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        return S3BlobStore(
+            bucket=parts.netloc,
+            prefix=parts.path.lstrip("/"),
+            region=query.get("region"),
+            endpoint_url=query.get("endpoint"),
+            part_size=settings.s3_part_size,
+            parts_in_flight=settings.s3_parts_in_flight,
+            max_object_size=settings.max_upload_size,
+            chunk_size=settings.read_chunk_size,
+        )
+    raise ValueError(f"unsupported storage URL scheme {parts.scheme!r} (use file:// or s3://)")
