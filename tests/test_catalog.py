@@ -1,0 +1,99 @@
+"""Catalog conformance: the SQLite and DynamoDB adapters must behave identically."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import pytest
+
+from gateway.errors import CatalogError
+from gateway.ports import Catalog
+from gateway.records import Asset, NewAsset, Token, Version
+from tests.conftest import Inspector
+
+
+def make_asset(owner: str = "alice") -> NewAsset:
+    aid = str(uuid.uuid4())
+    now = time.time()
+    asset = Asset(id=aid, name="f.txt", owner=owner, content_type="text/plain", created=now)
+    version = Version(aid, 0, 42, "ab" * 32, 12345, f"assets/{aid}/x", now, "text/plain")
+    return NewAsset(asset, version)
+
+
+def make_token(asset_ids: tuple[str, ...], *, expires_in: int = 3600, max_downloads: int | None = None) -> Token:
+    now = time.time()
+    return Token(
+        token_hash=uuid.uuid4().hex * 2,
+        token_id=uuid.uuid4().hex[:16],
+        asset_ids=asset_ids,
+        owner="alice",
+        created=now,
+        expires_at=int(now) + expires_in,
+        max_downloads=max_downloads,
+    )
+
+
+async def test_asset_roundtrip(catalog: Catalog) -> None:
+    new = make_asset()
+    await catalog.create_assets([new])
+    assert await catalog.get_asset(new.asset.id) == new.asset
+    assert await catalog.get_version(new.asset.id, 0) == new.version
+    assert await catalog.get_version(new.asset.id, 1) is None
+    assert await catalog.get_asset(str(uuid.uuid4())) is None
+
+
+async def test_create_is_all_or_nothing(catalog: Catalog, inspector: Inspector) -> None:
+    first = make_asset()
+    await catalog.create_assets([first])
+    before = len(inspector.catalog_items())
+    fresh = make_asset()
+    with pytest.raises(CatalogError):
+        await catalog.create_assets([fresh, first])  # `first` exists: the whole change must fail
+    assert await catalog.get_asset(fresh.asset.id) is None
+    assert len(inspector.catalog_items()) == before
+
+
+async def test_token_roundtrip_and_bundle(catalog: Catalog) -> None:
+    a, b = make_asset(), make_asset()
+    token = make_token((a.asset.id, b.asset.id), max_downloads=3)
+    await catalog.create_assets([a, NewAsset(b.asset, b.version, (token,))])
+    got = await catalog.get_token(token.token_hash)
+    assert got == token
+    assert got is not None and got.is_bundle
+
+
+async def test_claim_is_exact_under_concurrency(catalog: Catalog) -> None:
+    new = make_asset()
+    token = make_token((new.asset.id,), max_downloads=5)
+    await catalog.create_assets([NewAsset(new.asset, new.version, (token,))])
+    results = await asyncio.gather(*(catalog.claim_download(token.token_hash, time.time()) for _ in range(20)))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 5
+    assert sorted(w.downloads for w in winners) == [1, 2, 3, 4, 5]
+    stored = await catalog.get_token(token.token_hash)
+    assert stored is not None and stored.downloads == 5
+
+
+async def test_claim_refuses_expired_and_unknown(catalog: Catalog) -> None:
+    new = make_asset()
+    token = make_token((new.asset.id,), expires_in=10)
+    await catalog.put_token(token)
+    assert await catalog.claim_download(token.token_hash, time.time()) is not None
+    assert await catalog.claim_download(token.token_hash, time.time() + 11) is None
+    assert await catalog.claim_download("0" * 64, time.time()) is None
+
+
+async def test_unlimited_token_counts(catalog: Catalog) -> None:
+    token = make_token((str(uuid.uuid4()),))
+    await catalog.put_token(token)
+    for expected in (1, 2, 3):
+        claimed = await catalog.claim_download(token.token_hash, time.time())
+        assert claimed is not None and claimed.downloads == expected
+
+
+async def test_init_is_idempotent(catalog: Catalog) -> None:
+    await catalog.init()
+    await catalog.init()
+    await catalog.ping()
