@@ -22,7 +22,9 @@ def make_asset(owner: str = "alice") -> NewAsset:
     return NewAsset(asset, version)
 
 
-def make_token(asset_ids: tuple[str, ...], *, expires_in: int = 3600, max_downloads: int | None = None) -> Token:
+def make_token(
+    asset_ids: tuple[str, ...], *, expires_in: int = 3600, max_downloads: int | None = None
+) -> Token:
     now = time.time()
     return Token(
         token_hash=uuid.uuid4().hex * 2,
@@ -68,7 +70,9 @@ async def test_claim_is_exact_under_concurrency(catalog: Catalog) -> None:
     new = make_asset()
     token = make_token((new.asset.id,), max_downloads=5)
     await catalog.create_assets([NewAsset(new.asset, new.version, (token,))])
-    results = await asyncio.gather(*(catalog.claim_download(token.token_hash, time.time()) for _ in range(20)))
+    results = await asyncio.gather(
+        *(catalog.claim_download(token.token_hash, time.time()) for _ in range(20))
+    )
     winners = [r for r in results if r is not None]
     assert len(winners) == 5
     assert sorted(w.downloads for w in winners) == [1, 2, 3, 4, 5]

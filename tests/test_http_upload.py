@@ -116,9 +116,7 @@ async def test_unicode_name_accepted(client: TestClient[Any, Any]) -> None:
     assert body["asset"]["name"] == "résumé ✓.txt"
 
 
-async def test_too_large_announced_is_refused_before_reading(
-    settings_factory: Any, make_client: Any
-) -> None:
+async def test_too_large_announced_is_refused_before_reading(settings_factory: Any, make_client: Any) -> None:
     settings = settings_factory(max_upload_size=1000)
     client = await make_client(settings)
     resp = await client.put("/asset/big.bin", data=os.urandom(1001))
@@ -139,7 +137,7 @@ async def test_too_large_chunked_is_aborted(settings_factory: Any, make_client: 
 
 async def test_checksum_headers(client: TestClient[Any, Any], inspector: Inspector) -> None:
     data = os.urandom(1000)
-    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()  # noqa: S324
+    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
     sha256 = base64.b64encode(hashlib.sha256(data).digest()).decode()
     for headers in (
         {"Content-MD5": md5},
@@ -150,7 +148,7 @@ async def test_checksum_headers(client: TestClient[Any, Any], inspector: Inspect
         resp = await client.put("/asset/ok.bin", data=data, headers=headers)
         assert resp.status == 201, (headers, await resp.text())
     stored = len(inspector.catalog_items())
-    wrong_md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()  # noqa: S324
+    wrong_md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()
     wrong_sha = base64.b64encode(hashlib.sha256(b"other").digest()).decode()
     for headers in (
         {"Content-MD5": wrong_md5},
@@ -168,7 +166,9 @@ async def test_checksum_headers(client: TestClient[Any, Any], inspector: Inspect
     assert inspector.multipart_uploads() == []
 
 
-async def test_checksum_mismatch_on_multipart_upload(client: TestClient[Any, Any], inspector: Inspector) -> None:
+async def test_checksum_mismatch_on_multipart_upload(
+    client: TestClient[Any, Any], inspector: Inspector
+) -> None:
     data = os.urandom(2 * PART + 3)
     wrong = base64.b64encode(hashlib.sha256(b"x").digest()).decode()
     resp = await client.put("/asset/big.bin", data=chunked(data), headers={"Digest": f"sha-256={wrong}"})
