@@ -28,7 +28,7 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/stream.py
+	$(BIN)/python benchmarks/stream.py --size-mib 2048 --pairs local,moto
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
