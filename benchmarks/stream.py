@@ -26,9 +26,9 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gateway.config import MiB  # noqa: E402
-from gateway.storage.filesystem import FilesystemBlobStore  # noqa: E402
-from gateway.storage.s3 import S3BlobStore  # noqa: E402
+from gateway.config import MiB
+from gateway.storage.filesystem import FilesystemBlobStore
+from gateway.storage.s3 import S3BlobStore
 
 CHUNK = MiB
 BLOCK = os.urandom(CHUNK)
@@ -176,10 +176,12 @@ async def main() -> None:
         moto_url = f"http://127.0.0.1:{mport}"
         await wait_http(moto_url, moto)
     print(
-        f"body: {size / MiB:.0f} MiB, chunked (no Content-Length); gateway defaults (8 MiB parts, 2 in flight)"
+        f"body: {size / MiB:.0f} MiB, chunked (no Content-Length); "
+        "gateway defaults (8 MiB parts, 2 in flight)"
     )
     print(
-        f"{'pair':6} {'dir':5} {'gateway MB/s':>13} {'direct MB/s':>12} {'ratio':>6} {'gw peak RSS growth':>19}"
+        f"{'pair':6} {'dir':5} {'gateway MB/s':>13} {'direct MB/s':>12} {'ratio':>6} "
+        f"{'gw peak RSS growth':>19}"
     )
     try:
         for pair in pairs:
@@ -188,7 +190,8 @@ async def main() -> None:
             for d in ("up", "down"):
                 gw, direct = size / r[f"gw_{d}_s"] / 1e6, size / r[f"direct_{d}_s"] / 1e6
                 print(
-                    f"{pair:6} {d:5} {gw:13.0f} {direct:12.0f} {gw / direct:6.2f} {r[f'rss_{d}_mib']:15.1f} MiB"
+                    f"{pair:6} {d:5} {gw:13.0f} {direct:12.0f} {gw / direct:6.2f} "
+                    f"{r[f'rss_{d}_mib']:15.1f} MiB"
                 )
     finally:
         if moto:
