@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -20,14 +22,17 @@ from dataclasses import dataclass
 
 from gateway.config import Settings
 from gateway.durations import DurationError, parse_duration
-from gateway.errors import BadRequest, Gone, NotFound
+from gateway.errors import BadRequest, GatewayError, Gone, NotFound
 from gateway.hashing import DigestingStream, Digests, Expected
-from gateway.names import guess_content_type, validate_name
-from gateway.ports import BlobReader, BlobStore, Catalog, Presigner
-from gateway.records import Asset, NewAsset, Token, Version
+from gateway.names import content_disposition, guess_content_type, validate_name
+from gateway.ports import BlobReader, BlobStore, Catalog, ExpiredItemPurger, Presigner
+from gateway.records import Asset, DueAsset, NewAsset, Token, Version
 from gateway.tokens import hash_token, new_token, new_token_id, well_formed
 
 OPEN_OWNER = "public"  # owner of everything uploaded in open mode
+SWEEP_BATCH = 100
+
+log = logging.getLogger("gateway.assets")
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,15 @@ class AssetService:
         req = TokenRequest(self.parse_expiry(expiry), self.parse_max_downloads(max_downloads))
         return req if flag in ("1", "true", "yes", "on") else None
 
+    def parse_retention(self, raw: str | None) -> int | None:
+        """``expires``: how long the asset itself lives (None: until deleted). Same formats as expiry."""
+        if raw is None or raw == "":
+            return None
+        try:
+            return parse_duration(raw)
+        except DurationError as exc:
+            raise BadRequest(f"invalid expires {raw[:40]!r}: {exc}", code="invalid_expires") from None
+
     # -- uploads -------------------------------------------------------------------------------------
     async def stage(
         self,
@@ -142,11 +156,20 @@ class AssetService:
         owner: str,
         token: TokenRequest | None,
         bundle_name: str | None = None,
+        retention: int | None = None,
     ) -> tuple[list[tuple[Asset, Version]], IssuedToken | None]:
         now = self.clock()
+        expires_at = None if retention is None else int(now) + retention
         pairs = [
             (
-                Asset(id=s.asset_id, name=s.name, owner=owner, content_type=s.content_type, created=now),
+                Asset(
+                    id=s.asset_id,
+                    name=s.name,
+                    owner=owner,
+                    content_type=s.content_type,
+                    created=now,
+                    expires_at=expires_at,
+                ),
                 Version(
                     asset_id=s.asset_id,
                     version=0,
@@ -163,7 +186,7 @@ class AssetService:
         issued = None
         if token is not None:
             issued = self._mint(
-                [a.id for a, _ in pairs], owner, token, name=bundle_name if len(pairs) > 1 else None
+                [a for a, _ in pairs], owner, token, name=bundle_name if len(pairs) > 1 else None
             )
         news = [NewAsset(a, v) for a, v in pairs]
         if issued is not None and news:
@@ -185,30 +208,69 @@ class AssetService:
         expected: Expected | None,
         owner: str,
         token: TokenRequest | None,
+        retention: int | None = None,
     ) -> tuple[Asset, Version, IssuedToken | None]:
         staged = await self.stage(
             name=name, content_type=content_type, chunks=chunks, size_hint=size_hint, expected=expected
         )
-        [(asset, version)], issued = await self.commit([staged], owner=owner, token=token)
+        [(asset, version)], issued = await self.commit(
+            [staged], owner=owner, token=token, retention=retention
+        )
         return asset, version, issued
 
     # -- tokens --------------------------------------------------------------------------------------
     def _mint(
-        self, asset_ids: Sequence[str], owner: str, req: TokenRequest, *, name: str | None = None
+        self, assets: Sequence[Asset], owner: str, req: TokenRequest, *, name: str | None = None
     ) -> IssuedToken:
+        """A new token; it never outlives the assets it covers (retention caps its expiry)."""
         secret = new_token()
         now = self.clock()
+        expires_at = int(now) + req.expiry_seconds
+        for asset in assets:
+            if asset.expires_at is not None:
+                expires_at = min(expires_at, asset.expires_at)
         record = Token(
             token_hash=hash_token(secret),
             token_id=new_token_id(),
-            asset_ids=tuple(asset_ids),
+            asset_ids=tuple(a.id for a in assets),
             owner=owner,
             created=now,
-            expires_at=int(now) + req.expiry_seconds,
+            expires_at=expires_at,
             max_downloads=req.max_downloads,
             name=name,
         )
         return IssuedToken(secret, record)
+
+    async def mint(self, asset_id: str, req: TokenRequest, *, owner: str) -> IssuedToken:
+        asset, _ = await self.find(asset_id)
+        issued = self._mint([asset], owner, req)
+        await self.catalog.put_token(issued.record)
+        return issued
+
+    async def live_tokens(self, asset_id: str) -> list[Token]:
+        await self.find(asset_id)
+        now = self.clock()
+        return [t for t in await self.catalog.list_tokens(asset_id) if _usable(t, now)]
+
+    async def revoke_secret(self, secret: str) -> None:
+        """DELETE /asset-token/{token}: the token is its own credential."""
+        if not well_formed(secret):
+            raise NotFound("unknown token", code="token_not_found")
+        await self._revoke(hash_token(secret))
+
+    async def revoke_id(self, asset_id: str, token_id: str) -> None:
+        await self.find(asset_id)
+        token_hash = await self.catalog.find_token_hash(asset_id, token_id) if _is_hex(token_id) else None
+        if token_hash is None:
+            raise NotFound("unknown token id", code="token_not_found")
+        await self._revoke(token_hash)
+
+    async def _revoke(self, token_hash: str) -> None:
+        if await self.catalog.revoke_token(token_hash):
+            return
+        if await self.catalog.get_token(token_hash) is None:
+            raise NotFound("unknown token", code="token_not_found")
+        raise Gone("this link was already revoked", code="token_revoked")
 
     async def resolve_token(self, secret: str) -> Token:
         """The token behind a link, if it is still usable; 404 unknown, 410 expired/revoked/exhausted."""
@@ -225,7 +287,7 @@ class AssetService:
             raise Gone("this link has been revoked", code="token_revoked")
         if token.expires_at <= self.clock():
             raise Gone("this link has expired", code="token_expired")
-        if token.max_downloads is not None and token.downloads >= token.max_downloads:
+        if not _usable(token, self.clock()):
             raise Gone("this link has reached its download limit", code="token_exhausted")
 
     async def claim(self, token: Token) -> Token:
@@ -244,7 +306,7 @@ class AssetService:
         if not _is_uuid(asset_id):
             raise NotFound("unknown asset", code="asset_not_found")
         asset = await self.catalog.get_asset(asset_id)
-        if asset is None:
+        if asset is None or asset.expired(self.clock()):
             raise NotFound("unknown asset", code="asset_not_found")
         wanted = asset.latest_version if version is None else version
         found = await self.catalog.get_version(asset_id, wanted)
@@ -257,6 +319,78 @@ class AssetService:
 
     def presigner(self) -> Presigner | None:
         return self.store if isinstance(self.store, Presigner) else None
+
+    async def redirect_download(self, token: Token, asset: Asset, version: Version) -> str | None:
+        """Redirect mode: a presigned URL for this download (counted), or None to proxy instead.
+
+        The URL lives min(configured cap, the token's remaining life) and carries the download name and
+        type as response overrides. It is signed before the download is claimed, so a count is only
+        ever spent on a URL that exists.
+        """
+        presigner = self.presigner()
+        if presigner is None or not self.settings.redirect_downloads:
+            return None
+        remaining = token.expires_at - int(self.clock())
+        url = await presigner.presign_get(
+            version.blob_key,
+            expires_in=max(1, min(self.settings.presign_max_seconds, remaining)),
+            filename_header=content_disposition(asset.name),
+            content_type=version.content_type,
+        )
+        await self.claim(token)
+        return url
+
+    # -- retention -----------------------------------------------------------------------------------
+    async def purge(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
+        """Delete every version's bytes, then the catalog items in one transaction.
+
+        Bytes go first: if we die in between, the asset is still listed in the expiry index and the
+        next sweep (in any process) finishes the job. Blob deletes are idempotent and the catalog
+        delete is conditional, so concurrent sweepers cannot fail each other or lose a delete.
+        """
+        for version in await self.catalog.list_versions(asset_id):
+            await self.store.delete(version.blob_key)
+        return await self.catalog.delete_asset(asset_id, due=due)
+
+    async def sweep_once(self) -> int:
+        """One pass: purge assets whose retention ended, and (without TTL) long-expired tokens."""
+        now = self.clock()
+        purged = 0
+        for due in await self.catalog.due_assets(now, SWEEP_BATCH):
+            if await self.purge(due.asset_id, due=due):
+                purged += 1
+        if isinstance(self.catalog, ExpiredItemPurger):
+            await self.catalog.purge_expired(now - self.settings.expired_token_grace)
+        return purged
+
+    async def sweeper(self) -> None:
+        """Runs for the life of the process; every process runs one (they are safe together)."""
+        interval = self.settings.sweep_interval
+        while True:
+            await asyncio.sleep(interval * (0.5 + secrets_fraction()))
+            try:
+                purged = await self.sweep_once()
+                if purged:
+                    log.info("retention sweep purged %d assets", purged)
+            except GatewayError as exc:
+                log.warning("retention sweep failed, will retry: %s", exc.message)
+
+
+def _usable(token: Token, now: float) -> bool:
+    return (
+        not token.revoked
+        and token.expires_at > now
+        and (token.max_downloads is None or token.downloads < token.max_downloads)
+    )
+
+
+def _is_hex(value: str) -> bool:
+    return 0 < len(value) <= 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def secrets_fraction() -> float:
+    """Jitter in [0, 1) so sweepers in many processes do not run in lockstep."""
+    return secrets.randbelow(1000) / 1000
 
 
 def _is_uuid(value: str) -> bool:

@@ -46,6 +46,17 @@ class Settings(BaseSettings):
     s3_parts_in_flight: int = Field(default=2, ge=1, le=64)
     read_chunk_size: int = Field(default=1 * MiB, ge=4096)
 
+    redirect_downloads: bool = Field(
+        default=False, description="Token downloads answer 302 to a presigned storage URL (S3 only)."
+    )
+    presign_max_seconds: int = Field(default=300, gt=0, le=7 * DAY, description="Cap on presigned URLs.")
+    sweep_interval: float = Field(
+        default=60.0, gt=0, description="Seconds between retention sweeps (expired assets and tokens)."
+    )
+    expired_token_grace: int = Field(
+        default=7 * DAY, ge=0, description="Expired tokens answer 410 this long before being purged."
+    )
+
     auto_init: bool = Field(
         default=False, description="Create bucket/table on start (the embedded backends always do)."
     )

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from gateway.records import Asset, NewAsset, Token, Version
+from gateway.records import Asset, DueAsset, NewAsset, Token, Version
 
 
 @dataclass(frozen=True)
@@ -95,3 +95,30 @@ class Catalog(Protocol):
         Returns the updated token, or None when the claim was refused (expired, revoked, exhausted or
         gone). One conditional write: exact under any concurrency, across processes.
         """
+
+    async def revoke_token(self, token_hash: str) -> bool:
+        """Mark a token revoked; True only for the call that revoked it (False: unknown or already)."""
+
+    async def list_tokens(self, asset_id: str) -> list[Token]:
+        """Every token item reachable from the asset's token pointers (live or not)."""
+
+    async def find_token_hash(self, asset_id: str, token_id: str) -> str | None: ...
+
+    async def list_versions(self, asset_id: str) -> list[Version]: ...
+
+    async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
+        """Remove the asset's items, its tokens, owner and expiry entries in one transaction.
+
+        True for the call that deleted it; False when it was already gone (then only ``due``'s expiry
+        entry, if given, is removed). Safe to race.
+        """
+
+    async def due_assets(self, now: float, limit: int) -> list[DueAsset]:
+        """Assets whose retention ended by ``now``, from the day-bucketed expiry index (no scans)."""
+
+
+@runtime_checkable
+class ExpiredItemPurger(Protocol):
+    """Optional: catalogs without native TTL delete expired token items themselves."""
+
+    async def purge_expired(self, now: float) -> int: ...

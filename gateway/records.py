@@ -13,6 +13,10 @@ class Asset:
     content_type: str
     created: float  # UNIX seconds
     latest_version: int = 0
+    expires_at: int | None = None  # retention: the asset (and its tokens) die at this UNIX second
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
 
 @dataclass(frozen=True)
@@ -54,3 +58,11 @@ class NewAsset:
     asset: Asset
     version: Version
     tokens: tuple[Token, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class DueAsset:
+    """An entry of the expiry index: this asset is due for deletion."""
+
+    asset_id: str
+    expires_at: int

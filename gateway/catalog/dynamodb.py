@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from gateway.catalog import items as it
 from gateway.errors import CatalogError
-from gateway.records import Asset, NewAsset, Token, Version
+from gateway.records import Asset, DueAsset, NewAsset, Token, Version
 
 TTL_ATTRIBUTE = "expires_at"
 MAX_TRANSACTION_ITEMS = 100
@@ -143,31 +143,73 @@ class DynamoCatalog:
         raw = resp.get("Item")
         return None if raw is None else _from_wire(raw)
 
-    async def _put_all_new(self, rows: Sequence[it.Item]) -> None:
-        if len(rows) > MAX_TRANSACTION_ITEMS:
-            raise CatalogError(f"one change may touch at most {MAX_TRANSACTION_ITEMS} items")
-        await self._call(
-            "transact_write_items",
-            TransactItems=[
+    async def _query(self, pk: str, sk_prefix: str = "", sk_max: str | None = None) -> list[it.Item]:
+        if sk_max is not None:
+            cond, values = "PK = :pk AND SK <= :max", {":pk": pk, ":max": sk_max}
+        elif sk_prefix:
+            cond, values = "PK = :pk AND begins_with(SK, :pre)", {":pk": pk, ":pre": sk_prefix}
+        else:
+            cond, values = "PK = :pk", {":pk": pk}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": cond,
+            "ExpressionAttributeValues": _to_wire(values),
+            "ConsistentRead": True,
+        }
+        out: list[it.Item] = []
+        while True:
+            resp = await self._call("query", **kwargs)
+            out += [_from_wire(i) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    async def _put_all_new(self, rows: Sequence[it.Item], cursor_day: int | None = None) -> None:
+        actions: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": _to_wire(row),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            }
+            for row in rows
+        ]
+        if cursor_day is not None:
+            actions.append(
                 {
-                    "Put": {
+                    "Update": {
                         "TableName": self.table,
-                        "Item": _to_wire(row),
-                        "ConditionExpression": "attribute_not_exists(PK)",
+                        "Key": _to_wire({"PK": it.EXPIRY_CURSOR_PK, "SK": it.EXPIRY_CURSOR_SK}),
+                        "UpdateExpression": "SET #day = if_not_exists(#day, :day)",
+                        "ExpressionAttributeNames": {"#day": "day"},
+                        "ExpressionAttributeValues": _to_wire({":day": cursor_day}),
                     }
                 }
-                for row in rows
-            ],
-        )
+            )
+        if len(actions) > MAX_TRANSACTION_ITEMS:
+            raise CatalogError(f"one change may touch at most {MAX_TRANSACTION_ITEMS} items")
+        await self._call("transact_write_items", TransactItems=actions)
+
+    async def _conditional(self, **kwargs: Any) -> dict[str, Any] | None:
+        """update_item whose ConditionalCheckFailed is an answer (None), not an error."""
+        try:
+            resp: dict[str, Any] = await self.client.update_item(TableName=self.table, **kwargs)
+            return resp
+        except ClientError as exc:
+            if _code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise CatalogError(f"catalog update_item failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise CatalogError(f"catalog update_item failed: {type(exc).__name__}") from exc
 
     # -- port ----------------------------------------------------------------------------------------
     async def create_assets(self, items: Sequence[NewAsset]) -> None:
         rows: list[it.Item] = []
         for new in items:
-            rows += [it.asset_item(new.asset), it.owner_item(new.asset), it.version_item(new.version)]
-            for token in new.tokens:
-                rows += it.token_items(token)
-        await self._put_all_new(rows)
+            rows += it.new_asset_rows(new.asset, new.version, new.tokens)
+        days = [it.expiry_day(n.asset.expires_at) for n in items if n.asset.expires_at is not None]
+        await self._put_all_new(rows, cursor_day=min(days) if days else None)
 
     async def get_asset(self, asset_id: str) -> Asset | None:
         item = await self._get(it.asset_pk(asset_id), it.META)
@@ -185,22 +227,126 @@ class DynamoCatalog:
         return None if item is None else it.token_from(item)
 
     async def claim_download(self, token_hash: str, now: float) -> Token | None:
+        resp = await self._conditional(
+            Key=_to_wire({"PK": it.token_pk(token_hash), "SK": it.TOKEN_SK}),
+            UpdateExpression="SET downloads = downloads + :one",
+            ConditionExpression=(
+                "attribute_exists(PK) AND revoked = :false AND expires_at > :now "
+                "AND (attribute_not_exists(max_downloads) OR downloads < max_downloads)"
+            ),
+            ExpressionAttributeValues=_to_wire({":one": 1, ":false": False, ":now": int(now)}),
+            ReturnValues="ALL_NEW",
+        )
+        return None if resp is None else it.token_from(_from_wire(resp["Attributes"]))
+
+    async def revoke_token(self, token_hash: str) -> bool:
+        resp = await self._conditional(
+            Key=_to_wire({"PK": it.token_pk(token_hash), "SK": it.TOKEN_SK}),
+            UpdateExpression="SET revoked = :true",
+            ConditionExpression="attribute_exists(PK) AND revoked = :false",
+            ExpressionAttributeValues=_to_wire({":true": True, ":false": False}),
+        )
+        return resp is not None
+
+    async def list_tokens(self, asset_id: str) -> list[Token]:
+        pointers = await self._query(it.asset_pk(asset_id), "TOKEN#")
+        tokens: list[Token] = []
+        for start in range(0, len(pointers), 100):
+            keys = [
+                _to_wire({"PK": it.token_pk(p["token_hash"]), "SK": it.TOKEN_SK})
+                for p in pointers[start : start + 100]
+            ]
+            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                resp = await self._call("batch_get_item", RequestItems=request)
+                tokens += [it.token_from(_from_wire(i)) for i in resp["Responses"].get(self.table, [])]
+                request = resp.get("UnprocessedKeys") or {}
+        return sorted(tokens, key=lambda t: t.created)
+
+    async def find_token_hash(self, asset_id: str, token_id: str) -> str | None:
+        item = await self._get(it.asset_pk(asset_id), f"TOKEN#{token_id}")
+        return None if item is None else str(item["token_hash"])
+
+    async def list_versions(self, asset_id: str) -> list[Version]:
+        return [it.version_from(i) for i in await self._query(it.asset_pk(asset_id), "V#")]
+
+    async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
+        owned = await self._query(it.asset_pk(asset_id))
+        meta = next((i for i in owned if i["SK"] == it.META), None)
+        extra: list[tuple[str, str]] = []
+        if due is not None:
+            extra.append(it.expiry_key(due.asset_id, due.expires_at))
+        if meta is None:
+            await self._delete_keys(extra)
+            return False
+        asset = it.asset_from(meta)
+        extra.append(it.owner_key(asset))
+        if asset.expires_at is not None:
+            extra.append(it.expiry_key(asset.id, asset.expires_at))
+        token_keys = [
+            (it.token_pk(i["token_hash"]), it.TOKEN_SK) for i in owned if i["SK"].startswith("TOKEN#")
+        ]
+        rest = [(i["PK"], i["SK"]) for i in owned if i["SK"] != it.META]
+        keys = list(dict.fromkeys([*token_keys, *rest, *extra]))
+        if len(keys) + 1 > MAX_TRANSACTION_ITEMS:
+            # Too many for one transaction: tokens and pointers go first (idempotent, and the asset
+            # is already unreadable to anyone who reaches this), the rest in the final transaction.
+            pointer_keys = [(i["PK"], i["SK"]) for i in owned if i["SK"].startswith("TOKEN#")]
+            await self._delete_keys([*token_keys, *pointer_keys])
+            keys = [k for k in keys if k not in set(token_keys) | set(pointer_keys)]
+        actions: list[dict[str, Any]] = [
+            {
+                "Delete": {
+                    "TableName": self.table,
+                    "Key": _to_wire({"PK": meta["PK"], "SK": it.META}),
+                    "ConditionExpression": "attribute_exists(PK)",
+                }
+            },
+            *(
+                {"Delete": {"TableName": self.table, "Key": _to_wire({"PK": pk, "SK": sk})}}
+                for pk, sk in keys
+            ),
+        ]
         try:
-            resp = await self.client.update_item(
-                TableName=self.table,
-                Key=_to_wire({"PK": it.token_pk(token_hash), "SK": it.TOKEN_SK}),
-                UpdateExpression="SET downloads = downloads + :one",
-                ConditionExpression=(
-                    "attribute_exists(PK) AND revoked = :false AND expires_at > :now "
-                    "AND (attribute_not_exists(max_downloads) OR downloads < max_downloads)"
-                ),
-                ExpressionAttributeValues=_to_wire({":one": 1, ":false": False, ":now": int(now)}),
-                ReturnValues="ALL_NEW",
-            )
+            await self.client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
-            if _code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise CatalogError(f"catalog update_item failed: {_code(exc)}") from exc
+            if _code(exc) == "TransactionCanceledException":
+                return False  # another deleter won the race
+            raise CatalogError(f"catalog delete failed: {_code(exc)}") from exc
         except BotoCoreError as exc:
-            raise CatalogError(f"catalog update_item failed: {type(exc).__name__}") from exc
-        return it.token_from(_from_wire(resp["Attributes"]))
+            raise CatalogError(f"catalog delete failed: {type(exc).__name__}") from exc
+        return True
+
+    async def _delete_keys(self, keys: Sequence[tuple[str, str]]) -> None:
+        for start in range(0, len(keys), 25):
+            request: dict[str, Any] = {
+                self.table: [
+                    {"DeleteRequest": {"Key": _to_wire({"PK": pk, "SK": sk})}}
+                    for pk, sk in keys[start : start + 25]
+                ]
+            }
+            while request:
+                resp = await self._call("batch_write_item", RequestItems=request)
+                request = resp.get("UnprocessedItems") or {}
+
+    async def due_assets(self, now: float, limit: int) -> list[DueAsset]:
+        cursor = await self._get(it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK)
+        if cursor is None:
+            return []
+        day, today = int(cursor["day"]), it.expiry_day(int(now))
+        out: list[DueAsset] = []
+        while day <= today and len(out) < limit:
+            found = [
+                it.due_from(i) for i in await self._query(it.expiry_pk(day), sk_max=it.due_upper_bound(now))
+            ]
+            out += found[: limit - len(out)]
+            if not found and day < today:  # a past day bucket is empty for good: move on
+                await self._conditional(
+                    Key=_to_wire({"PK": it.EXPIRY_CURSOR_PK, "SK": it.EXPIRY_CURSOR_SK}),
+                    UpdateExpression="SET #day = :next",
+                    ConditionExpression="#day = :day",
+                    ExpressionAttributeNames={"#day": "day"},
+                    ExpressionAttributeValues=_to_wire({":next": day + 1, ":day": day}),
+                )
+            day += 1
+        return out

@@ -9,17 +9,22 @@ Keeping the key layout and the record <-> item mapping here means the two adapte
     ASSET#<id>          TOKEN#<token_id>            pointer to a token (list/revoke by id)
     TOKEN#<sha256>      TOKEN                       asset ids, expires_at (TTL), limits, counter
     OWNER#<owner>       ASSET#<created>#<id>        per-owner listing without scans
+    EXPIRY#<day>        <expires_at 12 digits>#<id> retention index: due assets per UTC day
+    EXPIRY#CURSOR       CURSOR                      oldest day bucket that may hold entries
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gateway.records import Asset, Token, Version
+from gateway.records import Asset, DueAsset, Token, Version
 
 Item = dict[str, Any]
 
 META = "META"
+DAY = 86400
+EXPIRY_CURSOR_PK = "EXPIRY#CURSOR"
+EXPIRY_CURSOR_SK = "CURSOR"
 TOKEN_SK = "TOKEN"  # noqa: S105 (a sort key, not a secret)
 
 
@@ -50,6 +55,7 @@ def asset_item(a: Asset) -> Item:
         "content_type": a.content_type,
         "created": a.created,
         "latest_version": a.latest_version,
+        **({"asset_expires_at": a.expires_at} if a.expires_at is not None else {}),
     }
 
 
@@ -61,13 +67,19 @@ def asset_from(item: Item) -> Asset:
         content_type=item["content_type"],
         created=float(item["created"]),
         latest_version=int(item["latest_version"]),
+        expires_at=None if item.get("asset_expires_at") is None else int(item["asset_expires_at"]),
     )
 
 
+def owner_key(a: Asset) -> tuple[str, str]:
+    return owner_pk(a.owner), f"ASSET#{a.created:017.6f}#{a.id}"
+
+
 def owner_item(a: Asset) -> Item:
+    pk, sk = owner_key(a)
     return {
-        "PK": owner_pk(a.owner),
-        "SK": f"ASSET#{a.created:017.6f}#{a.id}",
+        "PK": pk,
+        "SK": sk,
         "kind": "owner_asset",
         "asset_id": a.id,
     }
@@ -151,3 +163,40 @@ def asset_token_item(t: Token, asset_id: str) -> Item:
 
 def token_items(t: Token) -> list[Item]:
     return [token_item(t), *(asset_token_item(t, a) for a in t.asset_ids)]
+
+
+def expiry_day(expires_at: int) -> int:
+    return expires_at // DAY
+
+
+def expiry_pk(day: int) -> str:
+    return f"EXPIRY#{day}"
+
+
+def expiry_key(asset_id: str, expires_at: int) -> tuple[str, str]:
+    return expiry_pk(expiry_day(expires_at)), f"{expires_at:012d}#{asset_id}"
+
+
+def expiry_item(a: Asset) -> Item:
+    assert a.expires_at is not None
+    pk, sk = expiry_key(a.id, a.expires_at)
+    return {"PK": pk, "SK": sk, "kind": "expiry", "asset_id": a.id, "due": a.expires_at}
+
+
+def due_from(item: Item) -> DueAsset:
+    return DueAsset(asset_id=item["asset_id"], expires_at=int(item["due"]))
+
+
+def due_upper_bound(now: float) -> str:
+    """Sort keys ≤ this are due at ``now`` ('~' sorts after '#<uuid>')."""
+    return f"{int(now):012d}~"
+
+
+def new_asset_rows(asset: Asset, version: Version, tokens: tuple[Token, ...]) -> list[Item]:
+    """Every item a new asset consists of (the expiry cursor is maintained separately)."""
+    rows = [asset_item(asset), owner_item(asset), version_item(version)]
+    if asset.expires_at is not None:
+        rows.append(expiry_item(asset))
+    for token in tokens:
+        rows += token_items(token)
+    return rows

@@ -19,7 +19,7 @@ import aiosqlite
 
 from gateway.catalog import items as it
 from gateway.errors import CatalogError
-from gateway.records import Asset, NewAsset, Token, Version
+from gateway.records import Asset, DueAsset, NewAsset, Token, Version
 
 _COLUMNS = ("expires_at", "downloads", "max_downloads", "revoked")
 
@@ -104,7 +104,19 @@ class SqliteCatalog:
             raise CatalogError(f"catalog read failed: {exc}") from exc
         return None if row is None else self._decode(tuple(row))
 
-    async def _insert_all(self, items: Sequence[it.Item]) -> None:
+    async def _query(self, pk: str, sk_prefix: str = "") -> list[it.Item]:
+        try:
+            async with self.db.execute(
+                "SELECT pk, sk, data, expires_at, downloads, max_downloads, revoked FROM items "
+                "WHERE pk = ? AND sk >= ? AND sk < ? ORDER BY sk",
+                (pk, sk_prefix, sk_prefix + "\uffff"),
+            ) as cur:
+                rows = await cur.fetchall()
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog read failed: {exc}") from exc
+        return [self._decode(tuple(r)) for r in rows]
+
+    async def _insert_all(self, items: Sequence[it.Item], cursor_day: int | None = None) -> None:
         """Insert every item or none (each must be new: the analogue of attribute_not_exists)."""
         try:
             await self.db.execute("BEGIN IMMEDIATE")
@@ -114,6 +126,11 @@ class SqliteCatalog:
                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [self._encode(i) for i in items],
                 )
+                if cursor_day is not None:
+                    await self.db.execute(
+                        "INSERT OR IGNORE INTO items (pk, sk, data) VALUES (?, ?, ?)",
+                        (it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK, json.dumps({"day": cursor_day})),
+                    )
             except BaseException:
                 await self.db.execute("ROLLBACK")
                 raise
@@ -123,14 +140,22 @@ class SqliteCatalog:
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog write failed: {exc}") from exc
 
+    async def _write(self, sql: str, params: Sequence[Any]) -> int:
+        try:
+            cur = await self.db.execute(sql, params)
+            count = cur.rowcount
+            await cur.close()
+            return count
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog write failed: {exc}") from exc
+
     # -- port ----------------------------------------------------------------------------------------
     async def create_assets(self, items: Sequence[NewAsset]) -> None:
         rows: list[it.Item] = []
         for new in items:
-            rows += [it.asset_item(new.asset), it.owner_item(new.asset), it.version_item(new.version)]
-            for token in new.tokens:
-                rows += it.token_items(token)
-        await self._insert_all(rows)
+            rows += it.new_asset_rows(new.asset, new.version, new.tokens)
+        days = [it.expiry_day(n.asset.expires_at) for n in items if n.asset.expires_at is not None]
+        await self._insert_all(rows, cursor_day=min(days) if days else None)
 
     async def get_asset(self, asset_id: str) -> Asset | None:
         item = await self._get(it.asset_pk(asset_id), it.META)
@@ -160,3 +185,81 @@ class SqliteCatalog:
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog update failed: {exc}") from exc
         return None if row is None else it.token_from(self._decode(tuple(row)))
+
+    async def revoke_token(self, token_hash: str) -> bool:
+        changed = await self._write(
+            "UPDATE items SET revoked = 1 WHERE pk = ? AND sk = ? AND revoked = 0",
+            (it.token_pk(token_hash), it.TOKEN_SK),
+        )
+        return changed == 1
+
+    async def list_tokens(self, asset_id: str) -> list[Token]:
+        tokens = []
+        for pointer in await self._query(it.asset_pk(asset_id), "TOKEN#"):
+            item = await self._get(it.token_pk(pointer["token_hash"]), it.TOKEN_SK)
+            if item is not None:
+                tokens.append(it.token_from(item))
+        return tokens
+
+    async def find_token_hash(self, asset_id: str, token_id: str) -> str | None:
+        item = await self._get(it.asset_pk(asset_id), f"TOKEN#{token_id}")
+        return None if item is None else str(item["token_hash"])
+
+    async def list_versions(self, asset_id: str) -> list[Version]:
+        return [it.version_from(i) for i in await self._query(it.asset_pk(asset_id), "V#")]
+
+    async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                found = await self._delete_asset_locked(asset_id, due)
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog delete failed: {exc}") from exc
+        return found
+
+    async def _delete_asset_locked(self, asset_id: str, due: DueAsset | None) -> bool:
+        owned = await self._query(it.asset_pk(asset_id))
+        keys: list[tuple[str, str]] = [(i["PK"], i["SK"]) for i in owned]
+        meta = next((i for i in owned if i["SK"] == it.META), None)
+        if due is not None:
+            keys.append(it.expiry_key(due.asset_id, due.expires_at))
+        if meta is not None:
+            asset = it.asset_from(meta)
+            keys.append(it.owner_key(asset))
+            if asset.expires_at is not None:
+                keys.append(it.expiry_key(asset.id, asset.expires_at))
+        keys += [(it.token_pk(i["token_hash"]), it.TOKEN_SK) for i in owned if i["SK"].startswith("TOKEN#")]
+        await self.db.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", keys)
+        return meta is not None
+
+    async def due_assets(self, now: float, limit: int) -> list[DueAsset]:
+        cursor = await self._get(it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK)
+        if cursor is None:
+            return []
+        day, today = int(cursor["day"]), it.expiry_day(int(now))
+        out: list[DueAsset] = []
+        while day <= today and len(out) < limit:
+            found = [
+                it.due_from(i)
+                for i in await self._query(it.expiry_pk(day))
+                if i["SK"] <= it.due_upper_bound(now)
+            ]
+            out += found[: limit - len(out)]
+            if not found and day < today:  # a past day bucket is empty for good: move on
+                await self._write(
+                    "UPDATE items SET data = json_set(data, '$.day', ?) "
+                    "WHERE pk = ? AND sk = ? AND json_extract(data, '$.day') = ?",
+                    (day + 1, it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK, day),
+                )
+            day += 1
+        return out
+
+    async def purge_expired(self, now: float) -> int:
+        """Delete token items and pointers whose expiry passed (SQLite has no TTL); uses the index."""
+        return await self._write(
+            "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?", (int(now),)
+        )

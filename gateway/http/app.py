@@ -11,7 +11,7 @@ from gateway.assets import AssetService
 from gateway.catalog import catalog_from_settings
 from gateway.config import Settings
 from gateway.errors import GatewayError
-from gateway.http import downloads, uploads
+from gateway.http import downloads, tokens, uploads
 from gateway.http.errors import error_middleware
 from gateway.http.keys import SERVICE, SETTINGS
 from gateway.http.models import HealthResponse
@@ -51,8 +51,14 @@ def create_app(
                 if settings.auto_init:
                     await blob.init()
                     await cat.init()
-                app[SERVICE] = AssetService(blob, cat, settings)
-                yield
+                service = AssetService(blob, cat, settings)
+                app[SERVICE] = service
+                sweeper = asyncio.create_task(service.sweeper(), name="retention-sweeper")
+                try:
+                    yield
+                finally:
+                    sweeper.cancel()
+                    await asyncio.gather(sweeper, return_exceptions=True)
             finally:
                 await cat.close()
         finally:
@@ -65,4 +71,8 @@ def create_app(
     app.router.add_put("/asset/{name}", uploads.upload_raw)
     app.router.add_get("/asset/{id}", downloads.download_asset)  # GET also answers HEAD
     app.router.add_get("/asset-token/{token}", downloads.download_token)
+    app.router.add_delete("/asset-token/{token}", tokens.revoke_by_secret)
+    app.router.add_post("/asset/{id}/tokens", tokens.create_token)
+    app.router.add_get("/asset/{id}/tokens", tokens.list_tokens)
+    app.router.add_delete("/asset/{id}/tokens/{token_id}", tokens.revoke_by_id)
     return app

@@ -48,6 +48,10 @@ async def download_token(request: web.Request) -> web.StreamResponse:
         asset, version = await svc.find(token.asset_ids[0])
     except NotFound:
         raise Gone("the asset behind this link no longer exists", code="asset_gone") from None
+    if request.method == hdrs.METH_GET:  # a presigned GET URL cannot answer HEAD: HEAD is proxied
+        location = await svc.redirect_download(token, asset, version)
+        if location is not None:
+            return web.Response(status=302, headers={hdrs.LOCATION: location, hdrs.CACHE_CONTROL: "no-store"})
     return await serve_version(request, asset, version, token=token)
 
 

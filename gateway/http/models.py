@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.assets import IssuedToken
-from gateway.records import Asset, Version
+from gateway.records import Asset, Token, Version
 
 
 def iso(ts: float) -> str:
@@ -22,10 +22,12 @@ class AssetOut(BaseModel):
     content_type: str
     sha256: str
     created: str
+    expires: int | None = Field(default=None, description="UNIX time the asset is deleted (retention)")
 
     @classmethod
     def of(cls, asset: Asset, version: Version) -> AssetOut:
         return cls(
+            expires=asset.expires_at,
             id=asset.id,
             name=asset.name,
             size=version.size,
@@ -86,6 +88,46 @@ class JsonUploadRequest(BaseModel):
     token: bool | int | str | None = None
     expiry: str | int | None = None
     max_downloads: int | str | None = None
+    expires: str | int | None = None
+
+
+class TokenCreateRequest(BaseModel):
+    """POST /asset/{id}/tokens"""
+
+    model_config = ConfigDict(extra="forbid")
+    expiry: str | int | None = None
+    max_downloads: int | str | None = None
+
+
+class TokenCreated(BaseModel):
+    token: TokenOut
+    error: None = None
+
+
+class TokenInfo(BaseModel):
+    """A token as its owner sees it in listings: never the secret."""
+
+    token_id: str
+    expiry: int
+    max_downloads: int | None
+    downloads: int
+    created: str
+    asset_ids: list[str]
+
+    @classmethod
+    def of(cls, t: Token) -> TokenInfo:
+        return cls(
+            token_id=t.token_id,
+            expiry=t.expires_at,
+            max_downloads=t.max_downloads,
+            downloads=t.downloads,
+            created=iso(t.created),
+            asset_ids=list(t.asset_ids),
+        )
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenInfo]
 
 
 class ErrorDetail(BaseModel):

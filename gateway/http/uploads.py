@@ -96,6 +96,7 @@ async def upload_raw(request: web.Request) -> web.Response:
     name = validate_name(request.match_info["name"])
     q = request.query
     token_req = svc.token_request(q.get("token"), q.get("expiry"), q.get("max_downloads"))
+    retention = svc.parse_retention(q.get("expires"))
     asset, version, issued = await svc.upload(
         name=name,
         content_type=content_type_of(request.headers.get(hdrs.CONTENT_TYPE)),
@@ -104,6 +105,7 @@ async def upload_raw(request: web.Request) -> web.Response:
         expected=expected_digests(request),
         owner=OPEN_OWNER,
         token=token_req,
+        retention=retention,
     )
     return created(
         UploadResponse(
@@ -180,7 +182,7 @@ async def _upload_form(request: web.Request) -> web.Response:
                         size_hint=None,
                     )
                 )
-            elif part.name in ("token", "expiry", "max_downloads", "name"):
+            elif part.name in ("token", "expiry", "max_downloads", "name", "expires"):
                 fields[part.name] = await _read_field(part)
             else:
                 await _read_field(part)  # unknown small fields are ignored, big ones refused
@@ -188,7 +190,10 @@ async def _upload_form(request: web.Request) -> web.Response:
             raise BadRequest("no file part in the form (name it 'file')", code="missing_file")
         token_req = svc.token_request(fields.get("token"), fields.get("expiry"), fields.get("max_downloads"))
         bundle_name = validate_name(fields["name"]) if fields.get("name") else "files.zip"
-        pairs, issued = await svc.commit(staged, owner=OPEN_OWNER, token=token_req, bundle_name=bundle_name)
+        retention = svc.parse_retention(fields.get("expires"))
+        pairs, issued = await svc.commit(
+            staged, owner=OPEN_OWNER, token=token_req, bundle_name=bundle_name, retention=retention
+        )
     except BaseException:
         await svc.discard(staged)
         raise
@@ -221,6 +226,7 @@ async def _upload_json(request: web.Request) -> web.Response:
         _opt_str(body.expiry),
         body.max_downloads,
     )
+    retention = svc.parse_retention(_opt_str(body.expires))
     data = _decode_base64(body.data.image)
 
     async def once() -> AsyncIterator[bytes]:
@@ -234,6 +240,7 @@ async def _upload_json(request: web.Request) -> web.Response:
         expected=None,  # checksum headers describe the JSON, not the file
         owner=OPEN_OWNER,
         token=token_req,
+        retention=retention,
     )
     return created(
         UploadResponse(
