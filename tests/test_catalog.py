@@ -101,3 +101,40 @@ async def test_init_is_idempotent(catalog: Catalog) -> None:
     await catalog.init()
     await catalog.init()
     await catalog.ping()
+
+
+async def test_expiry_index_across_day_buckets(catalog: Catalog) -> None:
+    from dataclasses import replace
+
+    now = time.time()
+    offsets = {"old": -3 * 86400, "yesterday": -86400, "soon": 3600, "later": 3 * 86400}
+    news = {}
+    for label, offset in offsets.items():
+        new = make_asset()
+        news[label] = NewAsset(replace(new.asset, expires_at=int(now + offset)), new.version)
+    for new in news.values():
+        await catalog.create_assets([new])
+    due = await catalog.due_assets(now, 100)
+    assert {d.asset_id for d in due} == {news["old"].asset.id, news["yesterday"].asset.id}
+    assert len(await catalog.due_assets(now, 1)) == 1
+    for d in due:
+        assert await catalog.delete_asset(d.asset_id, due=d) is True
+        assert await catalog.delete_asset(d.asset_id, due=d) is False  # racing deleter: no error
+    assert await catalog.due_assets(now, 100) == []
+    later = await catalog.due_assets(now + 2 * 3600, 100)
+    assert [d.asset_id for d in later] == [news["soon"].asset.id]
+    assert await catalog.get_asset(news["later"].asset.id) is not None
+
+
+async def test_revoke_and_list_tokens(catalog: Catalog) -> None:
+    new = make_asset()
+    t1, t2 = make_token((new.asset.id,)), make_token((new.asset.id,), max_downloads=1)
+    await catalog.create_assets([NewAsset(new.asset, new.version, (t1, t2))])
+    assert {t.token_id for t in await catalog.list_tokens(new.asset.id)} == {t1.token_id, t2.token_id}
+    assert await catalog.find_token_hash(new.asset.id, t1.token_id) == t1.token_hash
+    assert await catalog.revoke_token(t1.token_hash) is True
+    assert await catalog.revoke_token(t1.token_hash) is False
+    assert await catalog.revoke_token("f" * 64) is False
+    assert await catalog.claim_download(t1.token_hash, time.time()) is None
+    assert await catalog.delete_asset(new.asset.id) is True
+    assert await catalog.get_token(t1.token_hash) is None and await catalog.list_tokens(new.asset.id) == []

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,45 +13,18 @@ from typing import Any
 import pytest
 
 from gateway.config import Settings
+from tests.helpers import running_gateway
 
 CSV = b"id,name\n1,alpha\n2,beta\n"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(backend_kind: str, settings: Settings, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env |= {"GATEWAY_PORT": str(port), "GATEWAY_AUTO_INIT": "true"}
+    env = {"GATEWAY_AUTO_INIT": "true"}
     if backend_kind == "moto":  # the embedded default needs no configuration at all
         env |= {"GATEWAY_STORAGE_URL": settings.storage_url, "GATEWAY_CATALOG_URL": settings.catalog_url}
-    log = (tmp_path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "serve"], cwd=tmp_path, env=env, stdout=log, stderr=log
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/healthcheck", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((tmp_path / "server.log").read_text())
-            time.sleep(0.1)
+    with running_gateway(tmp_path, env) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 def curl(cmd: str, cwd: Path) -> tuple[int, dict[str, str], bytes]:

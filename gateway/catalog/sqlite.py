@@ -5,15 +5,21 @@ counters act on (expires_at, downloads, max_downloads, revoked) are real columns
 updates are single SQL statements, exactly as atomic as DynamoDB's; the rest of each item is JSON.
 WAL mode plus a busy timeout make it safe for several gateway processes on one host; multi-item
 writes use ``BEGIN IMMEDIATE`` transactions, the analogue of TransactWriteItems.
+
+One connection serves the process, so every public operation holds an asyncio lock: otherwise a
+statement from one coroutine could run inside another coroutine's open transaction (and be rolled
+back with it after having reported success).
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -22,6 +28,17 @@ from gateway.errors import CatalogError
 from gateway.records import Asset, DueAsset, NewAsset, Token, Version
 
 _COLUMNS = ("expires_at", "downloads", "max_downloads", "revoked")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+def serialized(fn: F) -> F:
+    @functools.wraps(fn)
+    async def wrapper(self: SqliteCatalog, *args: Any, **kwargs: Any) -> Any:
+        async with self._lock:
+            return await fn(self, *args, **kwargs)
+
+    return cast(F, wrapper)
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -42,6 +59,7 @@ class SqliteCatalog:
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -69,6 +87,7 @@ class SqliteCatalog:
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot create catalog schema: {exc}") from exc
 
+    @serialized
     async def ping(self) -> None:
         try:
             await self.db.execute("SELECT 1 FROM items LIMIT 1")
@@ -150,6 +169,7 @@ class SqliteCatalog:
             raise CatalogError(f"catalog write failed: {exc}") from exc
 
     # -- port ----------------------------------------------------------------------------------------
+    @serialized
     async def create_assets(self, items: Sequence[NewAsset]) -> None:
         rows: list[it.Item] = []
         for new in items:
@@ -157,21 +177,26 @@ class SqliteCatalog:
         days = [it.expiry_day(n.asset.expires_at) for n in items if n.asset.expires_at is not None]
         await self._insert_all(rows, cursor_day=min(days) if days else None)
 
+    @serialized
     async def get_asset(self, asset_id: str) -> Asset | None:
         item = await self._get(it.asset_pk(asset_id), it.META)
         return None if item is None else it.asset_from(item)
 
+    @serialized
     async def get_version(self, asset_id: str, version: int) -> Version | None:
         item = await self._get(it.asset_pk(asset_id), it.version_sk(version))
         return None if item is None else it.version_from(item)
 
+    @serialized
     async def put_token(self, token: Token) -> None:
         await self._insert_all(it.token_items(token))
 
+    @serialized
     async def get_token(self, token_hash: str) -> Token | None:
         item = await self._get(it.token_pk(token_hash), it.TOKEN_SK)
         return None if item is None else it.token_from(item)
 
+    @serialized
     async def claim_download(self, token_hash: str, now: float) -> Token | None:
         try:
             async with self.db.execute(
@@ -186,6 +211,7 @@ class SqliteCatalog:
             raise CatalogError(f"catalog update failed: {exc}") from exc
         return None if row is None else it.token_from(self._decode(tuple(row)))
 
+    @serialized
     async def revoke_token(self, token_hash: str) -> bool:
         changed = await self._write(
             "UPDATE items SET revoked = 1 WHERE pk = ? AND sk = ? AND revoked = 0",
@@ -193,6 +219,7 @@ class SqliteCatalog:
         )
         return changed == 1
 
+    @serialized
     async def list_tokens(self, asset_id: str) -> list[Token]:
         tokens = []
         for pointer in await self._query(it.asset_pk(asset_id), "TOKEN#"):
@@ -201,13 +228,16 @@ class SqliteCatalog:
                 tokens.append(it.token_from(item))
         return tokens
 
+    @serialized
     async def find_token_hash(self, asset_id: str, token_id: str) -> str | None:
         item = await self._get(it.asset_pk(asset_id), f"TOKEN#{token_id}")
         return None if item is None else str(item["token_hash"])
 
+    @serialized
     async def list_versions(self, asset_id: str) -> list[Version]:
         return [it.version_from(i) for i in await self._query(it.asset_pk(asset_id), "V#")]
 
+    @serialized
     async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
         try:
             await self.db.execute("BEGIN IMMEDIATE")
@@ -236,6 +266,7 @@ class SqliteCatalog:
         await self.db.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", keys)
         return meta is not None
 
+    @serialized
     async def due_assets(self, now: float, limit: int) -> list[DueAsset]:
         cursor = await self._get(it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK)
         if cursor is None:
@@ -258,6 +289,7 @@ class SqliteCatalog:
             day += 1
         return out
 
+    @serialized
     async def purge_expired(self, now: float) -> int:
         """Delete token items and pointers whose expiry passed (SQLite has no TTL); uses the index."""
         return await self._write(

@@ -65,6 +65,7 @@ class S3BlobStore:
             connect_timeout=10,
             read_timeout=60,
             max_pool_connections=max(10, self.parts_in_flight * 4),
+            signature_version="s3v4",  # also for presigned URLs (SigV2 is deprecated)
             s3={"addressing_style": "path"} if self.endpoint_url else None,
         )
         self._client = await self._stack.enter_async_context(
