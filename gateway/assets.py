@@ -28,6 +28,7 @@ from gateway.names import content_disposition, guess_content_type, validate_name
 from gateway.ports import BlobReader, BlobStore, Catalog, ExpiredItemPurger, Presigner
 from gateway.records import Asset, DueAsset, NewAsset, Token, Version
 from gateway.tokens import hash_token, new_token, new_token_id, well_formed
+from gateway.ziplayout import Member, unique_names
 
 OPEN_OWNER = "public"  # owner of everything uploaded in open mode
 SWEEP_BATCH = 100
@@ -45,6 +46,19 @@ class TokenRequest:
 class IssuedToken:
     secret: str
     record: Token
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One entry of a zip request: an asset, optionally a version and a path inside the archive."""
+
+    asset_id: str
+    version: int | None = None
+    path: str | None = None
+
+
+MAX_ZIP_MEMBERS = 100_000
+LOOKUP_CONCURRENCY = 32
 
 
 @dataclass(frozen=True)
@@ -314,6 +328,37 @@ class AssetService:
             raise NotFound(f"asset has no version {wanted}", code="version_not_found")
         return asset, found
 
+    async def _resolve(self, specs: Sequence[MemberSpec]) -> list[tuple[Asset, Version]]:
+        if not specs:
+            raise BadRequest("a zip needs at least one asset", code="invalid_members")
+        if len(specs) > MAX_ZIP_MEMBERS:
+            raise BadRequest(f"a zip holds at most {MAX_ZIP_MEMBERS} members", code="invalid_members")
+        slots = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+        async def lookup(spec: MemberSpec) -> tuple[Asset, Version]:
+            async with slots:
+                return await self.find(spec.asset_id, spec.version)
+
+        return list(await asyncio.gather(*(lookup(s) for s in specs)))
+
+    async def zip_members(self, specs: Sequence[MemberSpec]) -> list[Member[Version]]:
+        """Check every member (exists, readable) before anything is sent; names made unique."""
+        paths = [safe_member_path(s.path) if s.path is not None else None for s in specs]
+        found = await self._resolve(specs)
+        names = unique_names([p or a.name for p, (a, _) in zip(paths, found, strict=True)])
+        return [
+            Member(name=n, size=v.size, crc32=v.crc32, mtime=v.created, source=v)
+            for n, (_, v) in zip(names, found, strict=True)
+        ]
+
+    async def mint_bundle(
+        self, asset_ids: Sequence[str], req: TokenRequest, *, owner: str, name: str
+    ) -> IssuedToken:
+        found = await self._resolve([MemberSpec(a) for a in asset_ids])
+        issued = self._mint([a for a, _ in found], owner, req, name=name)
+        await self.catalog.put_token(issued.record)
+        return issued
+
     async def open(self, version: Version, offset: int = 0, length: int | None = None) -> BlobReader:
         return await self.store.open(version.blob_key, offset, length)
 
@@ -374,6 +419,21 @@ class AssetService:
                     log.info("retention sweep purged %d assets", purged)
             except GatewayError as exc:
                 log.warning("retention sweep failed, will retry: %s", exc.message)
+
+
+def safe_member_path(path: str) -> str:
+    """A relative path inside an archive: '/'-separated, every part a valid file name."""
+    parts = path.split("/")
+    if not path or len(path.encode("utf-8")) > 1024 or any(not p for p in parts):
+        raise BadRequest(f"invalid member path {path[:60]!r}", code="invalid_path")
+    for part in parts:
+        try:
+            validate_name(part)
+        except BadRequest as exc:
+            raise BadRequest(
+                f"invalid member path {path[:60]!r}: {exc.message}", code="invalid_path"
+            ) from None
+    return path
 
 
 def _usable(token: Token, now: float) -> bool:

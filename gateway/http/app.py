@@ -75,4 +75,6 @@ def create_app(
     app.router.add_post("/asset/{id}/tokens", tokens.create_token)
     app.router.add_get("/asset/{id}/tokens", tokens.list_tokens)
     app.router.add_delete("/asset/{id}/tokens/{token_id}", tokens.revoke_by_id)
+    app.router.add_post("/zip", downloads.create_zip)
+    app.router.add_post("/bundle", downloads.create_bundle)
     return app

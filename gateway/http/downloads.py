@@ -1,27 +1,108 @@
-"""Download endpoints: by asset id and by share token.
+"""Downloads: one asset by id or token link, and zips of many assets (POST /zip, bundle links).
 
-Both go through :func:`serve_version`, so Range, conditional requests and headers behave identically.
-For token links the order matters: validate the request (304 / 416 answered without counting), open
-the blob (so a counted download is one that can actually start), then claim one download atomically,
-and only then send headers. A storage failure after headers aborts the connection: a truncated body
-with a correct Content-Length is detectable by every client, a well-formed error would not be.
+Single files and zips share the same two steps. :func:`plan` answers conditionals (304) and Range
+(206/416) from size, ETag and mtime alone, before any storage I/O. :func:`send_body` streams and, if storage
+fails after the headers went out, aborts the TCP connection: with an exact Content-Length every client
+then sees a truncated transfer, never a complete-looking file or zip missing a member.
+
+For token links the order is: validate (304 / 416 answered without counting), open the blob (a counted
+download is one that can actually start), claim one download atomically, then send headers.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass
 
 from aiohttp import hdrs, web
+from pydantic import ValidationError
 
+from gateway.assets import OPEN_OWNER, AssetService, MemberSpec
 from gateway.errors import BadRequest, Gone, NotFound
 from gateway.http.keys import SERVICE
+from gateway.http.models import BundleRequest, TokenCreated, TokenOut, ZipRequest
 from gateway.http.ranges import http_date, if_range_allows, not_modified, parse_range
-from gateway.names import content_disposition
+from gateway.http.uploads import base_url
+from gateway.names import content_disposition, validate_name
+from gateway.ports import BlobReader
 from gateway.records import Asset, Token, Version
+from gateway.ziplayout import Member, ZipLayout, layout
 
 log = logging.getLogger("gateway.http")
+MAX_ZIP_REQUEST = 8 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class Plan:
+    status: int
+    offset: int
+    length: int
+    headers: dict[str, str]
+
+
+def plan(
+    request: web.Request, *, size: int, etag: str, mtime: float, headers: dict[str, str]
+) -> Plan | web.Response:
+    """Status, byte window and headers for a GET/HEAD of one representation; or a ready 304."""
+    headers = {
+        hdrs.ETAG: etag,
+        hdrs.LAST_MODIFIED: http_date(mtime),
+        hdrs.ACCEPT_RANGES: "bytes",
+        "X-Content-Type-Options": "nosniff",
+        **headers,
+    }
+    if request.method in (hdrs.METH_GET, hdrs.METH_HEAD) and not_modified(
+        request.headers.get(hdrs.IF_NONE_MATCH), request.headers.get(hdrs.IF_MODIFIED_SINCE), etag, mtime
+    ):
+        keep = (hdrs.ETAG, hdrs.LAST_MODIFIED, hdrs.CACHE_CONTROL)
+        return web.Response(status=304, headers={k: v for k, v in headers.items() if k in keep})
+    rng = None
+    if request.method in (hdrs.METH_GET, hdrs.METH_HEAD) and if_range_allows(
+        request.headers.get(hdrs.IF_RANGE), etag, mtime
+    ):
+        rng = parse_range(request.headers.get(hdrs.RANGE), size)
+    if rng is None:
+        return Plan(200, 0, size, headers)
+    headers[hdrs.CONTENT_RANGE] = f"bytes {rng.start}-{rng.end}/{size}"
+    return Plan(206, rng.start, rng.length, headers)
+
+
+def response_for(p: Plan) -> web.StreamResponse:
+    resp = web.StreamResponse(status=p.status, headers=p.headers)
+    resp.content_length = p.length
+    return resp
+
+
+async def send_body(
+    request: web.Request, resp: web.StreamResponse, chunks: AsyncIterator[bytes], length: int, what: str
+) -> web.StreamResponse:
+    await resp.prepare(request)
+    sent = 0
+    try:
+        async for chunk in chunks:
+            await resp.write(chunk)
+            sent += len(chunk)
+    except ConnectionError:
+        raise
+    except Exception:
+        log.exception("%s aborted after %d of %d bytes", what, sent, length)
+        _abort(request)
+        return resp
+    if sent != length:
+        log.error("%s: storage ended after %d of %d bytes", what, sent, length)
+        _abort(request)
+        return resp
+    await resp.write_eof()
+    return resp
+
+
+def _abort(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()
+
+
+# -- single assets -------------------------------------------------------------------------------------
 def _version_param(request: web.Request) -> int | None:
     raw = request.query.get("version")
     if raw is None:
@@ -43,7 +124,11 @@ async def download_token(request: web.Request) -> web.StreamResponse:
     svc = request.app[SERVICE]
     token = await svc.resolve_token(request.match_info["token"])
     if token.is_bundle:
-        raise NotFound("bundle downloads (zip) are not available on this server", code="not_implemented")
+        try:
+            members = await svc.zip_members([MemberSpec(a) for a in token.asset_ids])
+        except NotFound:
+            raise Gone("an asset in this bundle no longer exists", code="asset_gone") from None
+        return await serve_zip(request, members, token.name or "files.zip", token=token)
     try:
         asset, version = await svc.find(token.asset_ids[0])
     except NotFound:
@@ -59,63 +144,121 @@ async def serve_version(
     request: web.Request, asset: Asset, version: Version, *, token: Token | None
 ) -> web.StreamResponse:
     svc = request.app[SERVICE]
-    etag = f'"{version.sha256}"'
-    headers = {
-        hdrs.ETAG: etag,
-        hdrs.LAST_MODIFIED: http_date(version.created),
-        hdrs.ACCEPT_RANGES: "bytes",
-        hdrs.CONTENT_DISPOSITION: content_disposition(asset.name),
-        hdrs.CONTENT_TYPE: version.content_type,
-        hdrs.CACHE_CONTROL: "no-store" if token else "private, no-cache",
-        "X-Content-Type-Options": "nosniff",
-    }
-    if not_modified(
-        request.headers.get(hdrs.IF_NONE_MATCH),
-        request.headers.get(hdrs.IF_MODIFIED_SINCE),
-        etag,
-        version.created,
-    ):
-        del headers[hdrs.CONTENT_TYPE], headers[hdrs.CONTENT_DISPOSITION]
-        return web.Response(status=304, headers=headers)
-
-    size = version.size
-    rng = None
-    if if_range_allows(request.headers.get(hdrs.IF_RANGE), etag, version.created):
-        rng = parse_range(request.headers.get(hdrs.RANGE), size)
-    offset, length = (rng.start, rng.length) if rng else (0, size)
-    status = 206 if rng else 200
-    if rng:
-        headers[hdrs.CONTENT_RANGE] = f"bytes {rng.start}-{rng.end}/{size}"
-
-    resp = web.StreamResponse(status=status, headers=headers)
-    resp.content_length = length
+    planned = plan(
+        request,
+        size=version.size,
+        etag=f'"{version.sha256}"',
+        mtime=version.created,
+        headers={
+            hdrs.CONTENT_DISPOSITION: content_disposition(asset.name),
+            hdrs.CONTENT_TYPE: version.content_type,
+            hdrs.CACHE_CONTROL: "no-store" if token else "private, no-cache",
+        },
+    )
+    if isinstance(planned, web.Response):
+        return planned
+    resp = response_for(planned)
     if request.method == hdrs.METH_HEAD:
         await resp.prepare(request)
         return resp
-
-    reader = await svc.open(version, offset, length)
+    reader = await svc.open(version, planned.offset, planned.length)
     try:
         if token is not None:
             await svc.claim(token)
-        await resp.prepare(request)
-        sent = 0
-        try:
-            async for chunk in reader:
-                await resp.write(chunk)
-                sent += len(chunk)
-        except (ConnectionResetError, ConnectionError):
-            raise
-        except Exception:
-            log.exception("download of %s aborted after %d of %d bytes", asset.id, sent, length)
-            if request.transport is not None:
-                request.transport.abort()
-            return resp
-        if sent != length:
-            log.error("blob of %s ended after %d of %d bytes", asset.id, sent, length)
-            if request.transport is not None:
-                request.transport.abort()
-            return resp
-        await resp.write_eof()
-        return resp
+        return await send_body(request, resp, aiter(reader), planned.length, f"download of {asset.id}")
     finally:
         await reader.aclose()
+
+
+# -- zips ----------------------------------------------------------------------------------------------
+async def serve_zip(
+    request: web.Request, members: Sequence[Member[Version]], name: str, *, token: Token | None
+) -> web.StreamResponse:
+    svc = request.app[SERVICE]
+    zl = layout(members)
+    planned = plan(
+        request,
+        size=zl.size,
+        etag=zl.etag,
+        mtime=max(m.mtime for m in members),
+        headers={
+            hdrs.CONTENT_DISPOSITION: content_disposition(name),
+            hdrs.CONTENT_TYPE: "application/zip",
+            hdrs.CACHE_CONTROL: "no-store" if token else "private, no-cache",
+        },
+    )
+    if isinstance(planned, web.Response):
+        return planned
+    resp = response_for(planned)
+    if request.method == hdrs.METH_HEAD:
+        await resp.prepare(request)
+        return resp
+    if token is not None:
+        await svc.claim(token)
+    chunks = zip_chunks(svc, zl, planned.offset, planned.length)
+    try:
+        return await send_body(request, resp, chunks, planned.length, f"zip {name!r}")
+    finally:
+        await chunks.aclose()
+
+
+async def zip_chunks(
+    svc: AssetService, zl: ZipLayout[Version], offset: int, length: int
+) -> AsyncGenerator[bytes, None]:
+    """The archive's bytes in ``offset .. offset+length``; member streams are opened one at a time."""
+    for seg in zl.range(offset, offset + length - 1):
+        if isinstance(seg, bytes):
+            yield seg
+            continue
+        reader: BlobReader = await svc.open(seg.source, seg.offset, seg.length)
+        try:
+            async for chunk in reader:
+                yield chunk
+        finally:
+            await reader.aclose()
+
+
+async def _json_body(request: web.Request) -> bytes:
+    if request.content_type != "application/json":
+        raise BadRequest("send application/json", code="invalid_json")
+    if request.content_length is not None and request.content_length > MAX_ZIP_REQUEST:
+        raise BadRequest("request body too large", code="invalid_json")
+    raw = await request.content.read(MAX_ZIP_REQUEST + 1)
+    if len(raw) > MAX_ZIP_REQUEST:
+        raise BadRequest("request body too large", code="invalid_json")
+    return raw
+
+
+def _invalid(exc: ValidationError) -> BadRequest:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return BadRequest(f"invalid JSON body: {where}: {first['msg']}", code="invalid_json")
+
+
+async def create_zip(request: web.Request) -> web.StreamResponse:
+    """POST /zip: stream a zip of the listed assets."""
+    try:
+        body = ZipRequest.model_validate_json(await _json_body(request))
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    name = validate_name(body.name)
+    specs = [
+        MemberSpec(m) if isinstance(m, str) else MemberSpec(m.id, m.version, m.path) for m in body.assets
+    ]
+    members = await request.app[SERVICE].zip_members(specs)
+    return await serve_zip(request, members, name, token=None)
+
+
+async def create_bundle(request: web.Request) -> web.Response:
+    """POST /bundle: a token whose link streams a zip of the listed assets."""
+    svc = request.app[SERVICE]
+    try:
+        body = BundleRequest.model_validate_json(await _json_body(request))
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    name = validate_name(body.name)
+    req = svc.token_request("1", None if body.expiry is None else str(body.expiry), body.max_downloads)
+    assert req is not None
+    issued = await svc.mint_bundle(body.assets, req, owner=OPEN_OWNER, name=name)
+    out = TokenCreated(token=TokenOut.of(issued, base_url(request)))
+    return web.Response(status=201, text=out.model_dump_json(), content_type="application/json")

@@ -130,6 +130,31 @@ class TokenList(BaseModel):
     tokens: list[TokenInfo]
 
 
+class ZipMember(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    version: int | None = Field(default=None, ge=0)
+    path: str | None = Field(default=None, description="Path inside the archive (default: the asset's name)")
+
+
+class ZipRequest(BaseModel):
+    """POST /zip"""
+
+    model_config = ConfigDict(extra="forbid")
+    assets: list[str | ZipMember] = Field(min_length=1)
+    name: str = "files.zip"
+
+
+class BundleRequest(BaseModel):
+    """POST /bundle"""
+
+    model_config = ConfigDict(extra="forbid")
+    assets: list[str] = Field(min_length=1)
+    name: str = "files.zip"
+    expiry: str | int | None = None
+    max_downloads: int | str | None = None
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
