@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.http.keys import SERVICE
 from gateway.ziplayout import MAX16, Member, layout, unique_names
+from tests.conftest import backend_settings
 from tests.helpers import error_code, upload
 
 TOOLS = [["unzip", "-tq"], ["7z", "t"], ["bsdtar", "-tf"]]
