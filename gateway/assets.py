@@ -58,7 +58,6 @@ class MemberSpec:
 
 
 MAX_ZIP_MEMBERS = 100_000
-LOOKUP_CONCURRENCY = 32
 
 
 @dataclass(frozen=True)
@@ -329,17 +328,30 @@ class AssetService:
         return asset, found
 
     async def _resolve(self, specs: Sequence[MemberSpec]) -> list[tuple[Asset, Version]]:
+        """Every member's asset and version, in two batched catalog reads; 404 for any miss."""
         if not specs:
             raise BadRequest("a zip needs at least one asset", code="invalid_members")
         if len(specs) > MAX_ZIP_MEMBERS:
             raise BadRequest(f"a zip holds at most {MAX_ZIP_MEMBERS} members", code="invalid_members")
-        slots = asyncio.Semaphore(LOOKUP_CONCURRENCY)
-
-        async def lookup(spec: MemberSpec) -> tuple[Asset, Version]:
-            async with slots:
-                return await self.find(spec.asset_id, spec.version)
-
-        return list(await asyncio.gather(*(lookup(s) for s in specs)))
+        for spec in specs:
+            if not _is_uuid(spec.asset_id):
+                raise NotFound(f"unknown asset {spec.asset_id[:40]!r}", code="asset_not_found")
+        now = self.clock()
+        assets = await self.catalog.get_assets([s.asset_id for s in specs])
+        wanted: list[tuple[str, int]] = []
+        for spec in specs:
+            asset = assets.get(spec.asset_id)
+            if asset is None or asset.expired(now):
+                raise NotFound(f"unknown asset {spec.asset_id}", code="asset_not_found")
+            wanted.append((asset.id, asset.latest_version if spec.version is None else spec.version))
+        versions = await self.catalog.get_versions(wanted)
+        out = []
+        for key in wanted:
+            version = versions.get(key)
+            if version is None:
+                raise NotFound(f"asset {key[0]} has no version {key[1]}", code="version_not_found")
+            out.append((assets[key[0]], version))
+        return out
 
     async def zip_members(self, specs: Sequence[MemberSpec]) -> list[Member[Version]]:
         """Check every member (exists, readable) before anything is sent; names made unique."""

@@ -138,3 +138,15 @@ async def test_revoke_and_list_tokens(catalog: Catalog) -> None:
     assert await catalog.claim_download(t1.token_hash, time.time()) is None
     assert await catalog.delete_asset(new.asset.id) is True
     assert await catalog.get_token(t1.token_hash) is None and await catalog.list_tokens(new.asset.id) == []
+
+
+async def test_batch_reads(catalog: Catalog) -> None:
+    news = [make_asset() for _ in range(150)]  # more than one DynamoDB BatchGetItem page
+    for i in range(0, 150, 30):
+        await catalog.create_assets(news[i : i + 30])
+    ids = [n.asset.id for n in news] + [str(uuid.uuid4())]
+    assets = await catalog.get_assets(ids + ids[:5])
+    assert set(assets) == {n.asset.id for n in news}
+    assert assets[news[7].asset.id] == news[7].asset
+    versions = await catalog.get_versions([(n.asset.id, 0) for n in news] + [(news[0].asset.id, 9)])
+    assert len(versions) == 150 and versions[(news[3].asset.id, 0)] == news[3].version

@@ -219,6 +219,25 @@ class DynamoCatalog:
         item = await self._get(it.asset_pk(asset_id), it.version_sk(version))
         return None if item is None else it.version_from(item)
 
+    async def _get_many(self, keys: Sequence[tuple[str, str]]) -> list[it.Item]:
+        out: list[it.Item] = []
+        for start in range(0, len(keys), 100):
+            wire = [_to_wire({"PK": pk, "SK": sk}) for pk, sk in keys[start : start + 100]]
+            request: dict[str, Any] = {self.table: {"Keys": wire, "ConsistentRead": True}}
+            while request:
+                resp = await self._call("batch_get_item", RequestItems=request)
+                out += [_from_wire(i) for i in resp["Responses"].get(self.table, [])]
+                request = resp.get("UnprocessedKeys") or {}
+        return out
+
+    async def get_assets(self, asset_ids: Sequence[str]) -> dict[str, Asset]:
+        items = await self._get_many([(it.asset_pk(a), it.META) for a in dict.fromkeys(asset_ids)])
+        return {i["asset_id"]: it.asset_from(i) for i in items}
+
+    async def get_versions(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Version]:
+        items = await self._get_many([(it.asset_pk(a), it.version_sk(v)) for a, v in dict.fromkeys(keys)])
+        return {(v.asset_id, v.version): v for v in map(it.version_from, items)}
+
     async def put_token(self, token: Token) -> None:
         await self._put_all_new(it.token_items(token))
 
@@ -250,18 +269,8 @@ class DynamoCatalog:
 
     async def list_tokens(self, asset_id: str) -> list[Token]:
         pointers = await self._query(it.asset_pk(asset_id), "TOKEN#")
-        tokens: list[Token] = []
-        for start in range(0, len(pointers), 100):
-            keys = [
-                _to_wire({"PK": it.token_pk(p["token_hash"]), "SK": it.TOKEN_SK})
-                for p in pointers[start : start + 100]
-            ]
-            request: dict[str, Any] = {self.table: {"Keys": keys, "ConsistentRead": True}}
-            while request:
-                resp = await self._call("batch_get_item", RequestItems=request)
-                tokens += [it.token_from(_from_wire(i)) for i in resp["Responses"].get(self.table, [])]
-                request = resp.get("UnprocessedKeys") or {}
-        return sorted(tokens, key=lambda t: t.created)
+        items = await self._get_many([(it.token_pk(p["token_hash"]), it.TOKEN_SK) for p in pointers])
+        return sorted(map(it.token_from, items), key=lambda t: t.created)
 
     async def find_token_hash(self, asset_id: str, token_id: str) -> str | None:
         item = await self._get(it.asset_pk(asset_id), f"TOKEN#{token_id}")

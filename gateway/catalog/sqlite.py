@@ -187,6 +187,32 @@ class SqliteCatalog:
         item = await self._get(it.asset_pk(asset_id), it.version_sk(version))
         return None if item is None else it.version_from(item)
 
+    async def _get_many(self, keys: Sequence[tuple[str, str]]) -> list[it.Item]:
+        out: list[it.Item] = []
+        for start in range(0, len(keys), 400):
+            batch = keys[start : start + 400]
+            values = ",".join("(?, ?)" for _ in batch)  # placeholders only, never data
+            sql = f"SELECT pk, sk, data, expires_at, downloads, max_downloads, revoked FROM items WHERE (pk, sk) IN (VALUES {values})"  # noqa: E501, S608
+            try:
+                async with self.db.execute(
+                    sql,
+                    [v for key in batch for v in key],
+                ) as cur:
+                    out += [self._decode(tuple(r)) for r in await cur.fetchall()]
+            except sqlite3.Error as exc:
+                raise CatalogError(f"catalog read failed: {exc}") from exc
+        return out
+
+    @serialized
+    async def get_assets(self, asset_ids: Sequence[str]) -> dict[str, Asset]:
+        items = await self._get_many([(it.asset_pk(a), it.META) for a in dict.fromkeys(asset_ids)])
+        return {i["asset_id"]: it.asset_from(i) for i in items}
+
+    @serialized
+    async def get_versions(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Version]:
+        items = await self._get_many([(it.asset_pk(a), it.version_sk(v)) for a, v in dict.fromkeys(keys)])
+        return {(v.asset_id, v.version): v for v in map(it.version_from, items)}
+
     @serialized
     async def put_token(self, token: Token) -> None:
         await self._insert_all(it.token_items(token))
