@@ -11,6 +11,7 @@ download is one that can actually start), claim one download atomically, then se
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -74,13 +75,35 @@ def response_for(p: Plan) -> web.StreamResponse:
     return resp
 
 
+async def read_ahead(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    """Fetch the next chunk while the current one is written: storage and socket work overlap.
+
+    Depth one, so memory stays at two chunks. For zips the "next chunk" may be opening the next member,
+    which happens only after the previous member's stream has closed (one member stream at a time).
+    """
+    pending: asyncio.Future[bytes] = asyncio.ensure_future(anext(chunks))
+    try:
+        while True:
+            try:
+                chunk = await pending
+            except StopAsyncIteration:
+                return
+            pending = asyncio.ensure_future(anext(chunks))
+            yield chunk
+    finally:
+        if not pending.done():
+            pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+
+
 async def send_body(
     request: web.Request, resp: web.StreamResponse, chunks: AsyncIterator[bytes], length: int, what: str
 ) -> web.StreamResponse:
     await resp.prepare(request)
     sent = 0
+    ahead = read_ahead(chunks)
     try:
-        async for chunk in chunks:
+        async for chunk in ahead:
             await resp.write(chunk)
             sent += len(chunk)
     except ConnectionError:
@@ -89,6 +112,8 @@ async def send_body(
         log.exception("%s aborted after %d of %d bytes", what, sent, length)
         _abort(request)
         return resp
+    finally:
+        await ahead.aclose()
     if sent != length:
         log.error("%s: storage ended after %d of %d bytes", what, sent, length)
         _abort(request)
