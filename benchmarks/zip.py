@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stream import CHUNK, body, free_port, reset_peak, rss_kib, wait_http  # noqa: E402
+from stream import CHUNK, body, free_port, reset_peak, rss_kib, wait_http
 
 MiB = 1024 * 1024
 
