@@ -19,10 +19,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.config import Settings
 from gateway.durations import DurationError, parse_duration
-from gateway.errors import BadRequest, GatewayError, Gone, NotFound
+from gateway.errors import BadRequest, CatalogError, GatewayError, Gone, NotFound
 from gateway.hashing import DigestingStream, Digests, Expected
 from gateway.names import content_disposition, guess_content_type, validate_name
 from gateway.ports import BlobReader, BlobStore, Catalog, ExpiredItemPurger, Presigner
@@ -30,8 +31,8 @@ from gateway.records import Asset, DueAsset, NewAsset, Token, Version
 from gateway.tokens import hash_token, new_token, new_token_id, well_formed
 from gateway.ziplayout import Member, unique_names
 
-OPEN_OWNER = "public"  # owner of everything uploaded in open mode
 SWEEP_BATCH = 100
+VERSION_RETRIES = 8
 
 log = logging.getLogger("gateway.assets")
 
@@ -170,6 +171,7 @@ class AssetService:
         token: TokenRequest | None,
         bundle_name: str | None = None,
         retention: int | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> tuple[list[tuple[Asset, Version]], IssuedToken | None]:
         now = self.clock()
         expires_at = None if retention is None else int(now) + retention
@@ -182,6 +184,7 @@ class AssetService:
                     content_type=s.content_type,
                     created=now,
                     expires_at=expires_at,
+                    metadata=dict(metadata or {}),
                 ),
                 Version(
                     asset_id=s.asset_id,
@@ -222,12 +225,13 @@ class AssetService:
         owner: str,
         token: TokenRequest | None,
         retention: int | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> tuple[Asset, Version, IssuedToken | None]:
         staged = await self.stage(
             name=name, content_type=content_type, chunks=chunks, size_hint=size_hint, expected=expected
         )
         [(asset, version)], issued = await self.commit(
-            [staged], owner=owner, token=token, retention=retention
+            [staged], owner=owner, token=token, retention=retention, metadata=metadata
         )
         return asset, version, issued
 
@@ -255,13 +259,13 @@ class AssetService:
         return IssuedToken(secret, record)
 
     async def mint(self, asset_id: str, req: TokenRequest, *, owner: str) -> IssuedToken:
-        asset, _ = await self.find(asset_id)
+        asset, _ = await self.find(asset_id, owner=owner)
         issued = self._mint([asset], owner, req)
         await self.catalog.put_token(issued.record)
         return issued
 
-    async def live_tokens(self, asset_id: str) -> list[Token]:
-        await self.find(asset_id)
+    async def live_tokens(self, asset_id: str, *, owner: str) -> list[Token]:
+        await self.find(asset_id, owner=owner)
         now = self.clock()
         return [t for t in await self.catalog.list_tokens(asset_id) if _usable(t, now)]
 
@@ -271,8 +275,8 @@ class AssetService:
             raise NotFound("unknown token", code="token_not_found")
         await self._revoke(hash_token(secret))
 
-    async def revoke_id(self, asset_id: str, token_id: str) -> None:
-        await self.find(asset_id)
+    async def revoke_id(self, asset_id: str, token_id: str, *, owner: str) -> None:
+        await self.find(asset_id, owner=owner)
         token_hash = await self.catalog.find_token_hash(asset_id, token_id) if _is_hex(token_id) else None
         if token_hash is None:
             raise NotFound("unknown token id", code="token_not_found")
@@ -315,11 +319,15 @@ class AssetService:
         return claimed
 
     # -- downloads -----------------------------------------------------------------------------------
-    async def find(self, asset_id: str, version: int | None = None) -> tuple[Asset, Version]:
+    async def find(
+        self, asset_id: str, version: int | None = None, *, owner: str | None
+    ) -> tuple[Asset, Version]:
+        """An asset and one of its versions. ``owner`` None means unrestricted (token links only);
+        another owner's asset is indistinguishable from a missing one (404, no existence leak)."""
         if not _is_uuid(asset_id):
             raise NotFound("unknown asset", code="asset_not_found")
         asset = await self.catalog.get_asset(asset_id)
-        if asset is None or asset.expired(self.clock()):
+        if asset is None or asset.expired(self.clock()) or (owner is not None and asset.owner != owner):
             raise NotFound("unknown asset", code="asset_not_found")
         wanted = asset.latest_version if version is None else version
         found = await self.catalog.get_version(asset_id, wanted)
@@ -327,7 +335,7 @@ class AssetService:
             raise NotFound(f"asset has no version {wanted}", code="version_not_found")
         return asset, found
 
-    async def _resolve(self, specs: Sequence[MemberSpec]) -> list[tuple[Asset, Version]]:
+    async def _resolve(self, specs: Sequence[MemberSpec], owner: str | None) -> list[tuple[Asset, Version]]:
         """Every member's asset and version, in two batched catalog reads; 404 for any miss."""
         if not specs:
             raise BadRequest("a zip needs at least one asset", code="invalid_members")
@@ -341,7 +349,7 @@ class AssetService:
         wanted: list[tuple[str, int]] = []
         for spec in specs:
             asset = assets.get(spec.asset_id)
-            if asset is None or asset.expired(now):
+            if asset is None or asset.expired(now) or (owner is not None and asset.owner != owner):
                 raise NotFound(f"unknown asset {spec.asset_id}", code="asset_not_found")
             wanted.append((asset.id, asset.latest_version if spec.version is None else spec.version))
         versions = await self.catalog.get_versions(wanted)
@@ -353,10 +361,10 @@ class AssetService:
             out.append((assets[key[0]], version))
         return out
 
-    async def zip_members(self, specs: Sequence[MemberSpec]) -> list[Member[Version]]:
+    async def zip_members(self, specs: Sequence[MemberSpec], *, owner: str | None) -> list[Member[Version]]:
         """Check every member (exists, readable) before anything is sent; names made unique."""
         paths = [safe_member_path(s.path) if s.path is not None else None for s in specs]
-        found = await self._resolve(specs)
+        found = await self._resolve(specs, owner)
         names = unique_names([p or a.name for p, (a, _) in zip(paths, found, strict=True)])
         return [
             Member(name=n, size=v.size, crc32=v.crc32, mtime=v.created, source=v)
@@ -366,7 +374,7 @@ class AssetService:
     async def mint_bundle(
         self, asset_ids: Sequence[str], req: TokenRequest, *, owner: str, name: str
     ) -> IssuedToken:
-        found = await self._resolve([MemberSpec(a) for a in asset_ids])
+        found = await self._resolve([MemberSpec(a) for a in asset_ids], owner)
         issued = self._mint([a for a, _ in found], owner, req, name=name)
         await self.catalog.put_token(issued.record)
         return issued
@@ -396,6 +404,78 @@ class AssetService:
         )
         await self.claim(token)
         return url
+
+    # -- management ----------------------------------------------------------------------------------
+    async def new_version(
+        self,
+        asset_id: str,
+        *,
+        owner: str,
+        content_type: str | None,
+        chunks: AsyncIterator[bytes],
+        size_hint: int | None,
+        expected: Expected | None,
+    ) -> tuple[Asset, Version]:
+        """Stream a new version; its number is claimed by a conditional catalog write.
+
+        The blob key is unique per upload, so when a concurrent upload wins the number we simply retry
+        with the next one (the bytes are already stored); after a few lost races we give up and delete.
+        """
+        asset, _ = await self.find(asset_id, owner=owner)
+        staged = await self.stage(
+            name=asset.name,
+            content_type=content_type or asset.content_type,
+            chunks=chunks,
+            size_hint=size_hint,
+            expected=expected,
+        )
+        try:
+            for _ in range(VERSION_RETRIES):
+                version = Version(
+                    asset_id=asset.id,
+                    version=asset.latest_version + 1,
+                    size=staged.digests.size,
+                    sha256=staged.digests.sha256,
+                    crc32=staged.digests.crc32,
+                    blob_key=staged.blob_key,
+                    created=self.clock(),
+                    content_type=staged.content_type,
+                )
+                if await self.catalog.add_version(asset, version):
+                    return asset, version
+                asset, _ = await self.find(asset_id, owner=owner)
+            raise CatalogError("too many concurrent version uploads; try again", code="version_conflict")
+        except BaseException:
+            await self.discard([staged])
+            raise
+
+    async def describe(self, asset_id: str, *, owner: str) -> tuple[Asset, list[Version]]:
+        asset, _ = await self.find(asset_id, owner=owner)
+        return asset, await self.catalog.list_versions(asset_id)
+
+    async def delete(self, asset_id: str, *, owner: str) -> None:
+        """Unreadable at once (one transaction), then bytes and items go; the sweeper finishes on failure."""
+        asset, _ = await self.find(asset_id, owner=owner)
+        now = int(self.clock())
+        if not await self.catalog.expire_asset(asset.id, now):
+            raise NotFound("unknown asset", code="asset_not_found")
+        try:
+            await self.purge(asset.id, due=DueAsset(asset.id, now))
+        except GatewayError as exc:
+            log.warning("delete of %s left for the sweeper: %s", asset.id, exc.message)
+
+    async def list_assets(
+        self, *, owner: str, limit: int, cursor: str | None
+    ) -> tuple[list[tuple[Asset, Version]], str | None]:
+        ids, next_key = await self.catalog.list_owner_assets(owner, limit, cursor)
+        assets = await self.catalog.get_assets(ids)
+        now = self.clock()
+        live = [
+            assets[i] for i in ids if i in assets and not assets[i].expired(now) and assets[i].owner == owner
+        ]
+        versions = await self.catalog.get_versions([(a.id, a.latest_version) for a in live])
+        out = [(a, versions[(a.id, a.latest_version)]) for a in live if (a.id, a.latest_version) in versions]
+        return out, next_key
 
     # -- retention -----------------------------------------------------------------------------------
     async def purge(self, asset_id: str, *, due: DueAsset | None = None) -> bool:

@@ -38,7 +38,23 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="listen port (GATEWAY_PORT)")
     sub.add_parser("init", help="create the bucket and table (idempotent)")
     sub.add_parser("config", help="print the effective configuration (secrets redacted)")
+    keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
+    create = keys.add_parser("create", help="print a new API key once, and the line to configure")
+    create.add_argument("name", help="the principal (owner) this key authenticates as")
     args = parser.parse_args(argv)
+
+    if args.command == "keys":
+        from gateway.auth import hash_api_key, new_api_key
+
+        name = args.name.strip()
+        if not name or ":" in name or any(c.isspace() for c in name):
+            parser.error("key names are non-empty and contain no ':' or whitespace")
+        key = new_api_key()
+        print(f"API key for {name} (shown once; store it now): {key}")
+        print("Configure the gateway with (append to any existing entries):")
+        print(f"  GATEWAY_API_KEYS={name}:{hash_api_key(key)}")
+        print(f"  or add the line '{name}:{hash_api_key(key)}' to the file named by GATEWAY_API_KEYS_FILE")
+        return 0
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     overrides = {

@@ -8,17 +8,21 @@ embedded default to S3 + DynamoDB is a configuration change, never a code change
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+StrList = Annotated[list[str], NoDecode]
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
@@ -57,6 +61,23 @@ class Settings(BaseSettings):
         default=7 * DAY, ge=0, description="Expired tokens answer 410 this long before being purged."
     )
 
+    # -- secured mode (any key or JWT verifier configured) -----------------------------------------
+    api_keys: StrList = Field(
+        default=[], description="'name:sha256hex' entries (JSON list or comma-separated); see `gateway keys`."
+    )
+    api_keys_file: str | None = Field(default=None, description="File with one 'name:sha256hex' per line.")
+    jwt_algorithms: StrList = Field(
+        default=[], description="Pinned JWT algorithms, e.g. HS256 or RS256,ES256."
+    )
+    jwt_secret: SecretStr | None = None
+    jwt_public_key_file: str | None = None
+    jwt_jwks_file: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway: int = Field(default=30, ge=0, le=300)
+    jwt_metadata_claims: StrList = Field(default=[], description="JWT claims copied into asset metadata.")
+    max_list_limit: int = Field(default=1000, ge=1)
+
     auto_init: bool = Field(
         default=False, description="Create bucket/table on start (the embedded backends always do)."
     )
@@ -76,6 +97,16 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
 
+    @field_validator("api_keys", "jwt_algorithms", "jwt_metadata_claims", mode="before")
+    @classmethod
+    def _str_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            text = v.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [p.strip() for p in text.split(",") if p.strip()]
+        return v
+
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, v: str | None) -> str | None:
@@ -85,6 +116,20 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.default_token_expiry > self.max_token_expiry:
             raise ValueError("default_token_expiry must not exceed max_token_expiry")
+        verifiers = [self.jwt_secret, self.jwt_public_key_file, self.jwt_jwks_file]
+        if any(v is not None for v in verifiers):
+            algs = {a.upper() for a in self.jwt_algorithms}
+            if not algs or "NONE" in algs:
+                raise ValueError("set GATEWAY_JWT_ALGORITHMS (pinned; 'none' is never accepted)")
+            hmac_algs = {a for a in algs if a.startswith("HS")}
+            if hmac_algs and hmac_algs != algs:
+                raise ValueError("do not mix HMAC and public-key JWT algorithms (algorithm confusion)")
+            if hmac_algs and self.jwt_secret is None:
+                raise ValueError("HS* algorithms need GATEWAY_JWT_SECRET")
+            if not hmac_algs and self.jwt_public_key_file is None and self.jwt_jwks_file is None:
+                raise ValueError(
+                    "RS*/ES* algorithms need GATEWAY_JWT_PUBLIC_KEY_FILE or GATEWAY_JWT_JWKS_FILE"
+                )
         return self
 
     def redacted(self) -> dict[str, Any]:

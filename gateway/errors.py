@@ -18,6 +18,11 @@ class GatewayError(Exception):
             self.code = code
 
 
+class Forbidden(GatewayError):
+    status = 403
+    code = "forbidden"
+
+
 class BadRequest(GatewayError):
     status = 400
     code = "bad_request"

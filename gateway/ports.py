@@ -118,6 +118,21 @@ class Catalog(Protocol):
         entry, if given, is removed). Safe to race.
         """
 
+    async def add_version(self, asset: Asset, version: Version) -> bool:
+        """Add ``version`` (= asset.latest_version + 1) if the latest is still ``asset.latest_version``.
+
+        One transaction (META update conditioned on the old number + new version item); False when
+        another upload won the number, so concurrent uploads never share one.
+        """
+
+    async def expire_asset(self, asset_id: str, at: int) -> bool:
+        """Make the asset unreadable from ``at`` and enter it in the expiry index (one transaction)."""
+
+    async def list_owner_assets(
+        self, owner: str, limit: int, before: str | None
+    ) -> tuple[list[str], str | None]:
+        """Asset ids of ``owner``, newest first, from the owner partition; plus the key to continue."""
+
     async def due_assets(self, now: float, limit: int) -> list[DueAsset]:
         """Assets whose retention ended by ``now``, from the day-bucketed expiry index (no scans)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,7 @@ class Asset:
     created: float  # UNIX seconds
     latest_version: int = 0
     expires_at: int | None = None  # retention: the asset (and its tokens) die at this UNIX second
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False)  # e.g. copied JWT claims
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now

@@ -43,6 +43,8 @@ def _num_in(v: Any) -> Any:
         return Decimal(repr(v))
     if isinstance(v, list):
         return [_num_in(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _num_in(x) for k, x in v.items()}
     return v
 
 
@@ -51,6 +53,8 @@ def _num_out(v: Any) -> Any:
         return int(v) if v == v.to_integral_value() else float(v)
     if isinstance(v, list):
         return [_num_out(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _num_out(x) for k, x in v.items()}
     return v
 
 
@@ -176,17 +180,7 @@ class DynamoCatalog:
             for row in rows
         ]
         if cursor_day is not None:
-            actions.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": _to_wire({"PK": it.EXPIRY_CURSOR_PK, "SK": it.EXPIRY_CURSOR_SK}),
-                        "UpdateExpression": "SET #day = if_not_exists(#day, :day)",
-                        "ExpressionAttributeNames": {"#day": "day"},
-                        "ExpressionAttributeValues": _to_wire({":day": cursor_day}),
-                    }
-                }
-            )
+            actions.append(self._cursor_action(cursor_day))
         if len(actions) > MAX_TRANSACTION_ITEMS:
             raise CatalogError(f"one change may touch at most {MAX_TRANSACTION_ITEMS} items")
         await self._call("transact_write_items", TransactItems=actions)
@@ -316,15 +310,7 @@ class DynamoCatalog:
                 for pk, sk in keys
             ),
         ]
-        try:
-            await self.client.transact_write_items(TransactItems=actions)
-        except ClientError as exc:
-            if _code(exc) == "TransactionCanceledException":
-                return False  # another deleter won the race
-            raise CatalogError(f"catalog delete failed: {_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise CatalogError(f"catalog delete failed: {type(exc).__name__}") from exc
-        return True
+        return await self._transact(actions)  # False: another deleter won the race
 
     async def _delete_keys(self, keys: Sequence[tuple[str, str]]) -> None:
         for start in range(0, len(keys), 25):
@@ -337,6 +323,95 @@ class DynamoCatalog:
             while request:
                 resp = await self._call("batch_write_item", RequestItems=request)
                 request = resp.get("UnprocessedItems") or {}
+
+    async def _transact(self, actions: list[dict[str, Any]]) -> bool:
+        """TransactWriteItems; False when a condition failed (someone else changed it first)."""
+        try:
+            await self.client.transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if _code(exc) == "TransactionCanceledException":
+                return False
+            raise CatalogError(f"catalog transaction failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise CatalogError(f"catalog transaction failed: {type(exc).__name__}") from exc
+        return True
+
+    def _cursor_action(self, day: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": _to_wire({"PK": it.EXPIRY_CURSOR_PK, "SK": it.EXPIRY_CURSOR_SK}),
+                "UpdateExpression": "SET #day = if_not_exists(#day, :day)",
+                "ExpressionAttributeNames": {"#day": "day"},
+                "ExpressionAttributeValues": _to_wire({":day": day}),
+            }
+        }
+
+    async def add_version(self, asset: Asset, version: Version) -> bool:
+        return await self._transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _to_wire({"PK": it.asset_pk(asset.id), "SK": it.META}),
+                        "UpdateExpression": "SET latest_version = :new",
+                        "ConditionExpression": "latest_version = :old",
+                        "ExpressionAttributeValues": _to_wire(
+                            {":new": version.version, ":old": asset.latest_version}
+                        ),
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": _to_wire(it.version_item(version)),
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                },
+            ]
+        )
+
+    async def expire_asset(self, asset_id: str, at: int) -> bool:
+        entry = {"PK": "", "SK": "", "kind": "expiry", "asset_id": asset_id, "due": at}
+        entry["PK"], entry["SK"] = it.expiry_key(asset_id, at)
+        return await self._transact(
+            [
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _to_wire({"PK": it.asset_pk(asset_id), "SK": it.META}),
+                        "UpdateExpression": "SET asset_expires_at = :at",
+                        "ConditionExpression": "attribute_exists(PK)",
+                        "ExpressionAttributeValues": _to_wire({":at": at}),
+                    }
+                },
+                {"Put": {"TableName": self.table, "Item": _to_wire(entry)}},
+                self._cursor_action(it.expiry_day(at)),
+            ]
+        )
+
+    async def list_owner_assets(
+        self, owner: str, limit: int, before: str | None
+    ) -> tuple[list[str], str | None]:
+        values = {":pk": it.owner_pk(owner), ":lo": it.OWNER_SK_PREFIX}
+        cond = "PK = :pk AND SK > :lo"
+        if before is not None:
+            cond = "PK = :pk AND SK BETWEEN :lo AND :hi"
+            values[":hi"] = before
+        resp = await self._call(
+            "query",
+            TableName=self.table,
+            KeyConditionExpression=cond,
+            ExpressionAttributeValues=_to_wire(values),
+            ScanIndexForward=False,
+            Limit=limit + 1,
+            ConsistentRead=True,
+        )
+        items = [_from_wire(i) for i in resp.get("Items", [])]
+        items = [i for i in items if i["SK"] != before][: limit + 1]
+        more = len(items) > limit
+        items = items[:limit]
+        return [i["asset_id"] for i in items], (items[-1]["SK"] if more and items else None)
 
     async def due_assets(self, now: float, limit: int) -> list[DueAsset]:
         cursor = await self._get(it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK)

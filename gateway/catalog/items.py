@@ -56,6 +56,7 @@ def asset_item(a: Asset) -> Item:
         "created": a.created,
         "latest_version": a.latest_version,
         **({"asset_expires_at": a.expires_at} if a.expires_at is not None else {}),
+        **({"metadata": a.metadata} if a.metadata else {}),
     }
 
 
@@ -68,11 +69,15 @@ def asset_from(item: Item) -> Asset:
         created=float(item["created"]),
         latest_version=int(item["latest_version"]),
         expires_at=None if item.get("asset_expires_at") is None else int(item["asset_expires_at"]),
+        metadata=dict(item.get("metadata") or {}),
     )
 
 
 def owner_key(a: Asset) -> tuple[str, str]:
     return owner_pk(a.owner), f"ASSET#{a.created:017.6f}#{a.id}"
+
+
+OWNER_SK_PREFIX = "ASSET#"
 
 
 def owner_item(a: Asset) -> Item:

@@ -292,6 +292,79 @@ class SqliteCatalog:
         await self.db.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", keys)
         return meta is not None
 
+    async def _in_transaction(self, body: Callable[[], Awaitable[bool]]) -> bool:
+        """Run ``body`` inside BEGIN IMMEDIATE; commit when it returns True, roll back otherwise."""
+        try:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                ok = await body()
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            await self.db.execute("COMMIT" if ok else "ROLLBACK")
+        except sqlite3.IntegrityError as exc:
+            raise CatalogError(f"catalog conflict: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog write failed: {exc}") from exc
+        return ok
+
+    @serialized
+    async def add_version(self, asset: Asset, version: Version) -> bool:
+        async def body() -> bool:
+            cur = await self.db.execute(
+                "UPDATE items SET data = json_set(data, '$.latest_version', ?) "
+                "WHERE pk = ? AND sk = ? AND json_extract(data, '$.latest_version') = ?",
+                (version.version, it.asset_pk(asset.id), it.META, asset.latest_version),
+            )
+            if cur.rowcount != 1:
+                return False
+            await self.db.execute(
+                "INSERT INTO items (pk, sk, data, expires_at, downloads, max_downloads, revoked) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._encode(it.version_item(version)),
+            )
+            return True
+
+        return await self._in_transaction(body)
+
+    @serialized
+    async def expire_asset(self, asset_id: str, at: int) -> bool:
+        async def body() -> bool:
+            cur = await self.db.execute(
+                "UPDATE items SET data = json_set(data, '$.asset_expires_at', ?) WHERE pk = ? AND sk = ?",
+                (at, it.asset_pk(asset_id), it.META),
+            )
+            if cur.rowcount != 1:
+                return False
+            pk, sk = it.expiry_key(asset_id, at)
+            entry = {"kind": "expiry", "asset_id": asset_id, "due": at}
+            await self.db.execute(
+                "INSERT OR REPLACE INTO items (pk, sk, data) VALUES (?, ?, ?)", (pk, sk, json.dumps(entry))
+            )
+            await self.db.execute(
+                "INSERT OR IGNORE INTO items (pk, sk, data) VALUES (?, ?, ?)",
+                (it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK, json.dumps({"day": it.expiry_day(at)})),
+            )
+            return True
+
+        return await self._in_transaction(body)
+
+    @serialized
+    async def list_owner_assets(
+        self, owner: str, limit: int, before: str | None
+    ) -> tuple[list[str], str | None]:
+        try:
+            async with self.db.execute(
+                "SELECT sk, data FROM items WHERE pk = ? AND sk > ? AND sk < ? ORDER BY sk DESC LIMIT ?",
+                (it.owner_pk(owner), it.OWNER_SK_PREFIX, before or it.OWNER_SK_PREFIX + "\uffff", limit + 1),
+            ) as cur:
+                rows = list(await cur.fetchall())
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog read failed: {exc}") from exc
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [json.loads(r[1])["asset_id"] for r in rows], (rows[-1][0] if more and rows else None)
+
     @serialized
     async def due_assets(self, now: float, limit: int) -> list[DueAsset]:
         cursor = await self._get(it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK)

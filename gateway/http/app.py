@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from gateway.assets import AssetService
+from gateway.auth import Authenticator
 from gateway.catalog import catalog_from_settings
 from gateway.config import Settings
 from gateway.errors import GatewayError
-from gateway.http import downloads, tokens, uploads
+from gateway.http import downloads, manage, tokens, uploads
+from gateway.http.auth import auth_middleware
 from gateway.http.errors import error_middleware
-from gateway.http.keys import SERVICE, SETTINGS
+from gateway.http.keys import AUTH, SERVICE, SETTINGS
 from gateway.http.models import HealthResponse
 from gateway.ports import BlobStore, Catalog
 from gateway.storage import blob_store_from_settings
@@ -38,8 +40,9 @@ def create_app(
     settings: Settings, *, store: BlobStore | None = None, catalog: Catalog | None = None
 ) -> web.Application:
     """Build the app; backends come from ``settings`` unless injected (tests inject started ones)."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024**2)
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=1024**2)
     app[SETTINGS] = settings
+    app[AUTH] = Authenticator(settings)
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
         blob = store or blob_store_from_settings(settings)
@@ -65,16 +68,21 @@ def create_app(
             await blob.close()
 
     app.cleanup_ctx.append(backends)
-    app.router.add_get("/healthcheck", healthcheck)
-    app.router.add_post("/asset", uploads.upload_form_or_json)
-    app.router.add_post("/asset/{name}", uploads.upload_raw)
-    app.router.add_put("/asset/{name}", uploads.upload_raw)
-    app.router.add_get("/asset/{id}", downloads.download_asset)  # GET also answers HEAD
-    app.router.add_get("/asset-token/{token}", downloads.download_token)
-    app.router.add_delete("/asset-token/{token}", tokens.revoke_by_secret)
-    app.router.add_post("/asset/{id}/tokens", tokens.create_token)
-    app.router.add_get("/asset/{id}/tokens", tokens.list_tokens)
-    app.router.add_delete("/asset/{id}/tokens/{token_id}", tokens.revoke_by_id)
-    app.router.add_post("/zip", downloads.create_zip)
-    app.router.add_post("/bundle", downloads.create_bundle)
+    r = app.router
+    r.add_get("/healthcheck", healthcheck, name="healthcheck")
+    r.add_post("/asset", uploads.upload_form_or_json, name="upload-form")
+    r.add_post("/asset/{name}", uploads.upload_raw, name="upload-raw-post")
+    r.add_put("/asset/{name}", uploads.upload_raw, name="upload-raw-put")
+    r.add_get("/asset/{id}", downloads.download_asset, name="asset-download")  # GET also answers HEAD
+    r.add_delete("/asset/{id}", manage.delete_asset, name="asset-delete")
+    r.add_get("/asset/{id}/meta", manage.asset_meta, name="asset-meta")
+    r.add_put("/asset/{id}/content", manage.put_content, name="asset-content")
+    r.add_get("/assets", manage.list_assets, name="asset-list")
+    r.add_get("/asset-token/{token}", downloads.download_token, name="token-download")
+    r.add_delete("/asset-token/{token}", tokens.revoke_by_secret, name="token-revoke")
+    r.add_post("/asset/{id}/tokens", tokens.create_token, name="token-create")
+    r.add_get("/asset/{id}/tokens", tokens.list_tokens, name="token-list")
+    r.add_delete("/asset/{id}/tokens/{token_id}", tokens.revoke_by_id, name="token-revoke-id")
+    r.add_post("/zip", downloads.create_zip, name="zip")
+    r.add_post("/bundle", downloads.create_bundle, name="bundle")
     return app

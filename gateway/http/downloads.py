@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from aiohttp import hdrs, web
 from pydantic import ValidationError
 
-from gateway.assets import OPEN_OWNER, AssetService, MemberSpec
+from gateway.assets import AssetService, MemberSpec
 from gateway.errors import BadRequest, Gone, NotFound
-from gateway.http.keys import SERVICE
+from gateway.http.keys import SERVICE, principal
 from gateway.http.models import BundleRequest, TokenCreated, TokenOut, ZipRequest
 from gateway.http.ranges import http_date, if_range_allows, not_modified, parse_range
 from gateway.http.uploads import base_url
@@ -140,7 +140,9 @@ def _version_param(request: web.Request) -> int | None:
 async def download_asset(request: web.Request) -> web.StreamResponse:
     """GET|HEAD /asset/{id}"""
     svc = request.app[SERVICE]
-    asset, version = await svc.find(request.match_info["id"], _version_param(request))
+    asset, version = await svc.find(
+        request.match_info["id"], _version_param(request), owner=principal(request).id
+    )
     return await serve_version(request, asset, version, token=None)
 
 
@@ -150,12 +152,12 @@ async def download_token(request: web.Request) -> web.StreamResponse:
     token = await svc.resolve_token(request.match_info["token"])
     if token.is_bundle:
         try:
-            members = await svc.zip_members([MemberSpec(a) for a in token.asset_ids])
+            members = await svc.zip_members([MemberSpec(a) for a in token.asset_ids], owner=None)
         except NotFound:
             raise Gone("an asset in this bundle no longer exists", code="asset_gone") from None
         return await serve_zip(request, members, token.name or "files.zip", token=token)
     try:
-        asset, version = await svc.find(token.asset_ids[0])
+        asset, version = await svc.find(token.asset_ids[0], owner=None)  # the token is the capability
     except NotFound:
         raise Gone("the asset behind this link no longer exists", code="asset_gone") from None
     if request.method == hdrs.METH_GET:  # a presigned GET URL cannot answer HEAD: HEAD is proxied
@@ -270,7 +272,7 @@ async def create_zip(request: web.Request) -> web.StreamResponse:
     specs = [
         MemberSpec(m) if isinstance(m, str) else MemberSpec(m.id, m.version, m.path) for m in body.assets
     ]
-    members = await request.app[SERVICE].zip_members(specs)
+    members = await request.app[SERVICE].zip_members(specs, owner=principal(request).id)
     return await serve_zip(request, members, name, token=None)
 
 
@@ -284,6 +286,6 @@ async def create_bundle(request: web.Request) -> web.Response:
     name = validate_name(body.name)
     req = svc.token_request("1", None if body.expiry is None else str(body.expiry), body.max_downloads)
     assert req is not None
-    issued = await svc.mint_bundle(body.assets, req, owner=OPEN_OWNER, name=name)
+    issued = await svc.mint_bundle(body.assets, req, owner=principal(request).id, name=name)
     out = TokenCreated(token=TokenOut.of(issued, base_url(request)))
     return web.Response(status=201, text=out.model_dump_json(), content_type="application/json")

@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.errors import GatewayError, RangeNotSatisfiable
+from gateway.errors import GatewayError, RangeNotSatisfiable, Unauthorized
 from gateway.http.models import ErrorDetail, ErrorResponse
 
 log = logging.getLogger("gateway.http")
@@ -35,6 +35,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         resp = error_response(exc.status, exc.code, exc.message)
         if isinstance(exc, RangeNotSatisfiable):
             resp.headers["Content-Range"] = f"bytes */{exc.size}"
+        if isinstance(exc, Unauthorized):
+            resp.headers["WWW-Authenticate"] = 'Bearer realm="gateway"'
         return resp
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -153,6 +154,59 @@ class BundleRequest(BaseModel):
     name: str = "files.zip"
     expiry: str | int | None = None
     max_downloads: int | str | None = None
+
+
+class VersionOut(BaseModel):
+    version: int
+    size: int
+    sha256: str
+    content_type: str
+    created: str
+
+    @classmethod
+    def of(cls, v: Version) -> VersionOut:
+        return cls(
+            version=v.version,
+            size=v.size,
+            sha256=v.sha256,
+            content_type=v.content_type,
+            created=iso(v.created),
+        )
+
+
+class AssetMeta(BaseModel):
+    """GET /asset/{id}/meta"""
+
+    id: str
+    name: str
+    owner: str
+    content_type: str
+    created: str
+    latest_version: int
+    expires: int | None
+    metadata: dict[str, Any]
+    versions: list[VersionOut]
+
+    @classmethod
+    def of(cls, a: Asset, versions: list[Version]) -> AssetMeta:
+        return cls(
+            id=a.id,
+            name=a.name,
+            owner=a.owner,
+            content_type=a.content_type,
+            created=iso(a.created),
+            latest_version=a.latest_version,
+            expires=a.expires_at,
+            metadata=a.metadata,
+            versions=[VersionOut.of(v) for v in versions],
+        )
+
+
+class AssetList(BaseModel):
+    """GET /assets"""
+
+    assets: list[AssetOut]
+    next_cursor: str | None
 
 
 class ErrorDetail(BaseModel):

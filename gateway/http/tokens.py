@@ -5,9 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import ValidationError
 
-from gateway.assets import OPEN_OWNER
 from gateway.errors import BadRequest, UnsupportedMediaType
-from gateway.http.keys import SERVICE
+from gateway.http.keys import SERVICE, principal
 from gateway.http.models import TokenCreated, TokenCreateRequest, TokenInfo, TokenList, TokenOut
 from gateway.http.uploads import base_url
 
@@ -38,14 +37,14 @@ async def create_token(request: web.Request) -> web.Response:
     body = await read_json_body(request, TokenCreateRequest)
     req = svc.token_request("1", None if body.expiry is None else str(body.expiry), body.max_downloads)
     assert req is not None
-    issued = await svc.mint(request.match_info["id"], req, owner=OPEN_OWNER)
+    issued = await svc.mint(request.match_info["id"], req, owner=principal(request).id)
     out = TokenCreated(token=TokenOut.of(issued, base_url(request)))
     return web.Response(status=201, text=out.model_dump_json(), content_type="application/json")
 
 
 async def list_tokens(request: web.Request) -> web.Response:
     """GET /asset/{id}/tokens"""
-    tokens = await request.app[SERVICE].live_tokens(request.match_info["id"])
+    tokens = await request.app[SERVICE].live_tokens(request.match_info["id"], owner=principal(request).id)
     out = TokenList(tokens=[TokenInfo.of(t) for t in tokens])
     return web.Response(text=out.model_dump_json(), content_type="application/json")
 
@@ -58,5 +57,7 @@ async def revoke_by_secret(request: web.Request) -> web.Response:
 
 async def revoke_by_id(request: web.Request) -> web.Response:
     """DELETE /asset/{id}/tokens/{token_id}"""
-    await request.app[SERVICE].revoke_id(request.match_info["id"], request.match_info["token_id"])
+    await request.app[SERVICE].revoke_id(
+        request.match_info["id"], request.match_info["token_id"], owner=principal(request).id
+    )
     return web.Response(status=204)

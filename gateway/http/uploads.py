@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 from aiohttp import BodyPartReader, hdrs, web
 from pydantic import ValidationError
 
-from gateway.assets import OPEN_OWNER, Staged
+from gateway.assets import Staged
 from gateway.errors import BadRequest, ClientGone, GatewayError, PayloadTooLarge, UnsupportedMediaType
 from gateway.hashing import Expected, b64decode_digest
-from gateway.http.keys import SERVICE, SETTINGS
+from gateway.http.keys import SERVICE, SETTINGS, principal
 from gateway.http.models import AssetOut, JsonUploadRequest, MultiUploadResponse, TokenOut, UploadResponse
 from gateway.names import validate_name
 
@@ -103,9 +103,10 @@ async def upload_raw(request: web.Request) -> web.Response:
         chunks=body_chunks(request),
         size_hint=announced_length(request),
         expected=expected_digests(request),
-        owner=OPEN_OWNER,
+        owner=principal(request).id,
         token=token_req,
         retention=retention,
+        metadata=principal(request).metadata,
     )
     return created(
         UploadResponse(
@@ -191,8 +192,14 @@ async def _upload_form(request: web.Request) -> web.Response:
         token_req = svc.token_request(fields.get("token"), fields.get("expiry"), fields.get("max_downloads"))
         bundle_name = validate_name(fields["name"]) if fields.get("name") else "files.zip"
         retention = svc.parse_retention(fields.get("expires"))
+        who = principal(request)
         pairs, issued = await svc.commit(
-            staged, owner=OPEN_OWNER, token=token_req, bundle_name=bundle_name, retention=retention
+            staged,
+            owner=who.id,
+            token=token_req,
+            bundle_name=bundle_name,
+            retention=retention,
+            metadata=who.metadata,
         )
     except BaseException:
         await svc.discard(staged)
@@ -238,9 +245,10 @@ async def _upload_json(request: web.Request) -> web.Response:
         chunks=once(),
         size_hint=len(data),
         expected=None,  # checksum headers describe the JSON, not the file
-        owner=OPEN_OWNER,
+        owner=principal(request).id,
         token=token_req,
         retention=retention,
+        metadata=principal(request).metadata,
     )
     return created(
         UploadResponse(
