@@ -150,3 +150,48 @@ async def test_batch_reads(catalog: Catalog) -> None:
     assert assets[news[7].asset.id] == news[7].asset
     versions = await catalog.get_versions([(n.asset.id, 0) for n in news] + [(news[0].asset.id, 9)])
     assert len(versions) == 150 and versions[(news[3].asset.id, 0)] == news[3].version
+
+
+async def test_owner_listing_pages(catalog: Catalog) -> None:
+    from dataclasses import replace
+
+    base = time.time()
+    news = []
+    for i in range(5):
+        new = make_asset(owner="olivia")
+        news.append(NewAsset(replace(new.asset, created=base + i), new.version))
+    await catalog.create_assets(news)
+    await catalog.create_assets([make_asset(owner="oscar")])
+    seen, before = [], None
+    while True:
+        ids, before = await catalog.list_owner_assets("olivia", 2, before)
+        seen += ids
+        if before is None:
+            break
+    assert seen == [n.asset.id for n in reversed(news)]
+    assert (await catalog.list_owner_assets("nobody", 10, None)) == ([], None)
+
+
+async def test_add_version_is_conditional(catalog: Catalog) -> None:
+    from dataclasses import replace
+
+    new = make_asset()
+    await catalog.create_assets([new])
+    v1 = replace(new.version, version=1, blob_key="k1")
+    assert await catalog.add_version(new.asset, v1) is True
+    assert await catalog.add_version(new.asset, replace(v1, blob_key="k1b")) is False  # stale latest
+    asset = await catalog.get_asset(new.asset.id)
+    assert asset is not None and asset.latest_version == 1
+    assert [v.version for v in await catalog.list_versions(new.asset.id)] == [0, 1]
+    assert (await catalog.get_version(new.asset.id, 1)) == v1
+
+
+async def test_expire_asset_enters_the_index(catalog: Catalog) -> None:
+    new = make_asset()
+    await catalog.create_assets([new])
+    now = int(time.time())
+    assert await catalog.expire_asset(new.asset.id, now) is True
+    asset = await catalog.get_asset(new.asset.id)
+    assert asset is not None and asset.expired(now)
+    assert [d.asset_id for d in await catalog.due_assets(now + 1, 10)] == [new.asset.id]
+    assert await catalog.expire_asset(str(uuid.uuid4()), now) is False

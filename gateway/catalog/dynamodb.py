@@ -393,22 +393,18 @@ class DynamoCatalog:
     async def list_owner_assets(
         self, owner: str, limit: int, before: str | None
     ) -> tuple[list[str], str | None]:
-        values = {":pk": it.owner_pk(owner), ":lo": it.OWNER_SK_PREFIX}
-        cond = "PK = :pk AND SK > :lo"
+        pk = it.owner_pk(owner)
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :pre)",
+            "ExpressionAttributeValues": _to_wire({":pk": pk, ":pre": it.OWNER_SK_PREFIX}),
+            "ScanIndexForward": False,  # newest first
+            "Limit": limit + 1,  # one more tells whether there is a next page
+            "ConsistentRead": True,
+        }
         if before is not None:
-            cond = "PK = :pk AND SK BETWEEN :lo AND :hi"
-            values[":hi"] = before
-        resp = await self._call(
-            "query",
-            TableName=self.table,
-            KeyConditionExpression=cond,
-            ExpressionAttributeValues=_to_wire(values),
-            ScanIndexForward=False,
-            Limit=limit + 1,
-            ConsistentRead=True,
-        )
-        items = [_from_wire(i) for i in resp.get("Items", [])]
-        items = [i for i in items if i["SK"] != before][: limit + 1]
+            kwargs["ExclusiveStartKey"] = _to_wire({"PK": pk, "SK": before})
+        items = [_from_wire(i) for i in (await self._call("query", **kwargs)).get("Items", [])]
         more = len(items) > limit
         items = items[:limit]
         return [i["asset_id"] for i in items], (items[-1]["SK"] if more and items else None)
