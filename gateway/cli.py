@@ -74,5 +74,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from gateway.http.app import create_app
 
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, access_log=None)
+    logging.getLogger("gateway").info("starting", extra={"fields": {"settings": settings.redacted()}})
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_grace,  # SIGTERM: stop accepting, let transfers finish
+        print=None,
+    )
     return 0

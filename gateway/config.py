@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     jwt_metadata_claims: StrList = Field(default=[], description="JWT claims copied into asset metadata.")
     max_list_limit: int = Field(default=1000, ge=1)
 
+    cors_origins: StrList = Field(default=[], description="Origins allowed by CORS ('*' for any).")
+    shutdown_grace: float = Field(
+        default=30.0, ge=0, description="On SIGTERM, seconds in-flight transfers get to finish."
+    )
+    log_level: str = "INFO"
+
     auto_init: bool = Field(
         default=False, description="Create bucket/table on start (the embedded backends always do)."
     )
@@ -97,7 +103,7 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
 
-    @field_validator("api_keys", "jwt_algorithms", "jwt_metadata_claims", mode="before")
+    @field_validator("api_keys", "jwt_algorithms", "jwt_metadata_claims", "cors_origins", mode="before")
     @classmethod
     def _str_list(cls, v: Any) -> Any:
         if isinstance(v, str):

@@ -14,15 +14,33 @@ from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.http import downloads, manage, tokens, uploads
 from gateway.http.auth import auth_middleware
+from gateway.http.docs_page import docs_page
 from gateway.http.errors import error_middleware
-from gateway.http.keys import AUTH, SERVICE, SETTINGS
+from gateway.http.keys import AUTH, METRICS, SERVICE, SETTINGS
 from gateway.http.models import HealthResponse
+from gateway.http.observe import (
+    add_request_id,
+    cors_preflight_middleware,
+    metrics_endpoint,
+    observe_middleware,
+)
+from gateway.http.openapi import Operation, build_spec, operation
+from gateway.observability import Metrics, Timed
 from gateway.ports import BlobStore, Catalog
 from gateway.storage import blob_store_from_settings
 
 HEALTH_TIMEOUT = 5.0
 
 
+@operation(
+    Operation(
+        summary="Liveness and reachability of storage and catalog",
+        tag="operations",
+        public=True,
+        responses={200: HealthResponse, 500: HealthResponse},
+        errors=(),
+    )
+)
 async def healthcheck(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     try:
@@ -36,13 +54,32 @@ async def healthcheck(request: web.Request) -> web.Response:
     return web.Response(text=body.model_dump_json(exclude_none=True), content_type="application/json")
 
 
+@operation(
+    Operation(
+        summary="This description",
+        tag="operations",
+        public=True,
+        responses={200: "OpenAPI 3.1 document"},
+        errors=(),
+    )
+)
+async def openapi_json(request: web.Request) -> web.Response:
+    spec = build_spec(request.app, secured=request.app[AUTH].secured)
+    return web.json_response(spec)
+
+
 def create_app(
     settings: Settings, *, store: BlobStore | None = None, catalog: Catalog | None = None
 ) -> web.Application:
     """Build the app; backends come from ``settings`` unless injected (tests inject started ones)."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=1024**2)
+    app = web.Application(
+        middlewares=[observe_middleware, cors_preflight_middleware, error_middleware, auth_middleware],
+        client_max_size=1024**2,
+    )
     app[SETTINGS] = settings
     app[AUTH] = Authenticator(settings)
+    app[METRICS] = metrics = Metrics()
+    app.on_response_prepare.append(add_request_id)
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
         blob = store or blob_store_from_settings(settings)
@@ -54,7 +91,9 @@ def create_app(
                 if settings.auto_init:
                     await blob.init()
                     await cat.init()
-                service = AssetService(blob, cat, settings)
+                service = AssetService(
+                    Timed(blob, "storage", metrics), Timed(cat, "catalog", metrics), settings
+                )
                 app[SERVICE] = service
                 sweeper = asyncio.create_task(service.sweeper(), name="retention-sweeper")
                 try:
@@ -70,6 +109,9 @@ def create_app(
     app.cleanup_ctx.append(backends)
     r = app.router
     r.add_get("/healthcheck", healthcheck, name="healthcheck")
+    r.add_get("/metrics", metrics_endpoint, name="metrics")
+    r.add_get("/openapi.json", openapi_json, name="openapi")
+    r.add_get("/docs", docs_page, name="docs")
     r.add_post("/asset", uploads.upload_form_or_json, name="upload-form")
     r.add_post("/asset/{name}", uploads.upload_raw, name="upload-raw-post")
     r.add_put("/asset/{name}", uploads.upload_raw, name="upload-raw-put")

@@ -21,8 +21,9 @@ from pydantic import ValidationError
 
 from gateway.assets import AssetService, MemberSpec
 from gateway.errors import BadRequest, Gone, NotFound
-from gateway.http.keys import SERVICE, principal
+from gateway.http.keys import METRICS, SERVICE, principal
 from gateway.http.models import BundleRequest, TokenCreated, TokenOut, ZipRequest
+from gateway.http.openapi import Operation, Param, operation
 from gateway.http.ranges import http_date, if_range_allows, not_modified, parse_range
 from gateway.http.uploads import base_url
 from gateway.names import content_disposition, validate_name
@@ -101,11 +102,13 @@ async def send_body(
 ) -> web.StreamResponse:
     await resp.prepare(request)
     sent = 0
+    counter = request.app[METRICS].bytes_out
     ahead = read_ahead(chunks)
     try:
         async for chunk in ahead:
             await resp.write(chunk)
             sent += len(chunk)
+            counter.inc(len(chunk))
     except ConnectionError:
         raise
     except Exception:
@@ -137,6 +140,15 @@ def _version_param(request: web.Request) -> int | None:
     return int(raw)
 
 
+@operation(
+    Operation(
+        summary="Download an asset (Range, If-None-Match, HEAD supported)",
+        tag="download",
+        params=(Param("version", "an older version", {"type": "integer", "minimum": 0}),),
+        responses={200: "the bytes", 206: "a byte range", 304: "not modified", 416: "bad range"},
+        binary_response="application/octet-stream",
+    )
+)
 async def download_asset(request: web.Request) -> web.StreamResponse:
     """GET|HEAD /asset/{id}"""
     svc = request.app[SERVICE]
@@ -146,6 +158,23 @@ async def download_asset(request: web.Request) -> web.StreamResponse:
     return await serve_version(request, asset, version, token=None)
 
 
+@operation(
+    Operation(
+        summary="Download through a share link (a bundle link streams a zip); counts one download",
+        tag="download",
+        public=True,
+        responses={
+            200: "the bytes",
+            206: "a byte range",
+            302: "redirect to a presigned storage URL (redirect mode)",
+            304: "not modified",
+            410: "expired, revoked or exhausted",
+            416: "bad range",
+        },
+        binary_response="application/octet-stream",
+        errors=(404, 410),
+    )
+)
 async def download_token(request: web.Request) -> web.StreamResponse:
     """GET|HEAD /asset-token/{token}"""
     svc = request.app[SERVICE]
@@ -262,6 +291,15 @@ def _invalid(exc: ValidationError) -> BadRequest:
     return BadRequest(f"invalid JSON body: {where}: {first['msg']}", code="invalid_json")
 
 
+@operation(
+    Operation(
+        summary="Stream a zip of several assets (exact Content-Length, ZIP64 where needed)",
+        tag="zip",
+        body=ZipRequest,
+        responses={200: "the zip"},
+        binary_response="application/zip",
+    )
+)
 async def create_zip(request: web.Request) -> web.StreamResponse:
     """POST /zip: stream a zip of the listed assets."""
     try:
@@ -276,6 +314,14 @@ async def create_zip(request: web.Request) -> web.StreamResponse:
     return await serve_zip(request, members, name, token=None)
 
 
+@operation(
+    Operation(
+        summary="Create a bundle link that streams a zip of several assets",
+        tag="zip",
+        body=BundleRequest,
+        responses={201: TokenCreated},
+    )
+)
 async def create_bundle(request: web.Request) -> web.Response:
     """POST /bundle: a token whose link streams a zip of the listed assets."""
     svc = request.app[SERVICE]

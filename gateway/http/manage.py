@@ -10,6 +10,7 @@ from aiohttp import hdrs, web
 from gateway.errors import BadRequest, Forbidden
 from gateway.http.keys import SERVICE, SETTINGS, principal
 from gateway.http.models import AssetList, AssetMeta, AssetOut, UploadResponse
+from gateway.http.openapi import Operation, Param, operation
 from gateway.http.uploads import announced_length, body_chunks, content_type_of, created, expected_digests
 
 DEFAULT_LIMIT = 50
@@ -33,6 +34,18 @@ def decode_cursor(cursor: str) -> str:
     return key
 
 
+@operation(
+    Operation(
+        summary="The principal's own assets, newest first",
+        tag="assets",
+        params=(
+            Param("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            Param("cursor", "next_cursor of the previous page"),
+        ),
+        responses={200: AssetList},
+        errors=(400, 403),
+    )
+)
 async def list_assets(request: web.Request) -> web.Response:
     """GET /assets?limit=&cursor=: the principal's own assets, newest first."""
     who = principal(request)
@@ -54,6 +67,7 @@ async def list_assets(request: web.Request) -> web.Response:
     )
 
 
+@operation(Operation(summary="An asset's metadata and versions", tag="assets", responses={200: AssetMeta}))
 async def asset_meta(request: web.Request) -> web.Response:
     """GET /asset/{id}/meta"""
     asset, versions = await request.app[SERVICE].describe(
@@ -62,6 +76,15 @@ async def asset_meta(request: web.Request) -> web.Response:
     return _json(AssetMeta.of(asset, versions))
 
 
+@operation(
+    Operation(
+        summary="Upload a new version (raw body)",
+        tag="assets",
+        body="raw",
+        responses={201: UploadResponse},
+        errors=(400, 404, 413, 502, 503),
+    )
+)
 async def put_content(request: web.Request) -> web.Response:
     """PUT /asset/{id}/content: the body becomes version N+1."""
     asset, version = await request.app[SERVICE].new_version(
@@ -75,6 +98,11 @@ async def put_content(request: web.Request) -> web.Response:
     return created(UploadResponse(asset=AssetOut.of(asset, version), token=None))
 
 
+@operation(
+    Operation(
+        summary="Delete an asset: all versions, bytes and tokens", tag="assets", responses={204: "deleted"}
+    )
+)
 async def delete_asset(request: web.Request) -> web.Response:
     """DELETE /asset/{id}: all versions, blobs and tokens."""
     await request.app[SERVICE].delete(request.match_info["id"], owner=principal(request).id)

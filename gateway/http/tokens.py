@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from gateway.errors import BadRequest, UnsupportedMediaType
 from gateway.http.keys import SERVICE, principal
 from gateway.http.models import TokenCreated, TokenCreateRequest, TokenInfo, TokenList, TokenOut
+from gateway.http.openapi import Operation, operation
 from gateway.http.uploads import base_url
 
 MAX_JSON = 16 * 1024
@@ -31,6 +32,14 @@ async def read_json_body(request: web.Request, model: type[TokenCreateRequest]) 
         raise BadRequest(f"invalid JSON body: {where}: {first['msg']}", code="invalid_json") from None
 
 
+@operation(
+    Operation(
+        summary="Mint a share link for an asset",
+        tag="tokens",
+        body=TokenCreateRequest,
+        responses={201: TokenCreated},
+    )
+)
 async def create_token(request: web.Request) -> web.Response:
     """POST /asset/{id}/tokens"""
     svc = request.app[SERVICE]
@@ -42,6 +51,13 @@ async def create_token(request: web.Request) -> web.Response:
     return web.Response(status=201, text=out.model_dump_json(), content_type="application/json")
 
 
+@operation(
+    Operation(
+        summary="An asset's usable share links, without their secrets",
+        tag="tokens",
+        responses={200: TokenList},
+    )
+)
 async def list_tokens(request: web.Request) -> web.Response:
     """GET /asset/{id}/tokens"""
     tokens = await request.app[SERVICE].live_tokens(request.match_info["id"], owner=principal(request).id)
@@ -49,12 +65,28 @@ async def list_tokens(request: web.Request) -> web.Response:
     return web.Response(text=out.model_dump_json(), content_type="application/json")
 
 
+@operation(
+    Operation(
+        summary="Revoke a share link by its token",
+        tag="tokens",
+        responses={204: "revoked"},
+        errors=(404, 410),
+    )
+)
 async def revoke_by_secret(request: web.Request) -> web.Response:
     """DELETE /asset-token/{token}"""
     await request.app[SERVICE].revoke_secret(request.match_info["token"])
     return web.Response(status=204)
 
 
+@operation(
+    Operation(
+        summary="Revoke a share link by its token_id",
+        tag="tokens",
+        responses={204: "revoked"},
+        errors=(404, 410),
+    )
+)
 async def revoke_by_id(request: web.Request) -> web.Response:
     """DELETE /asset/{id}/tokens/{token_id}"""
     await request.app[SERVICE].revoke_id(

@@ -13,13 +13,15 @@ import re
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, hdrs, web
+from prometheus_client import Counter
 from pydantic import ValidationError
 
 from gateway.assets import Staged
 from gateway.errors import BadRequest, ClientGone, GatewayError, PayloadTooLarge, UnsupportedMediaType
 from gateway.hashing import Expected, b64decode_digest
-from gateway.http.keys import SERVICE, SETTINGS, principal
+from gateway.http.keys import METRICS, SERVICE, SETTINGS, principal
 from gateway.http.models import AssetOut, JsonUploadRequest, MultiUploadResponse, TokenOut, UploadResponse
+from gateway.http.openapi import Operation, Param, operation
 from gateway.names import validate_name
 
 MAX_FORM_FILES = 30  # keeps one form's catalog change inside a single DynamoDB transaction
@@ -77,8 +79,10 @@ def expected_digests(request: web.Request) -> Expected:
 
 
 async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
+    counter = request.app[METRICS].bytes_in
     try:
         async for chunk in request.content.iter_any():
+            counter.inc(len(chunk))
             yield chunk
     except GatewayError:
         raise
@@ -90,6 +94,21 @@ def created(model: UploadResponse | MultiUploadResponse) -> web.Response:
     return web.Response(status=201, text=model.model_dump_json(), content_type="application/json")
 
 
+@operation(
+    Operation(
+        summary="Upload a file: the request body is the file (curl -T)",
+        tag="upload",
+        body="raw",
+        params=(
+            Param("token", "1/true: also mint a download token"),
+            Param("expiry", "token lifetime: minutes, 90s, 2h, 4 days, PT20M, ..."),
+            Param("max_downloads", "downloads after which the token stops working", {"type": "integer"}),
+            Param("expires", "retention of the asset itself (same formats as expiry)"),
+        ),
+        responses={201: UploadResponse},
+        errors=(400, 411, 413, 502, 503),
+    )
+)
 async def upload_raw(request: web.Request) -> web.Response:
     """POST|PUT /asset/{name}: the body is the file."""
     svc = request.app[SERVICE]
@@ -116,6 +135,15 @@ async def upload_raw(request: web.Request) -> web.Response:
     )
 
 
+@operation(
+    Operation(
+        summary="Upload one or more files as multipart/form-data, or one small file as base64 JSON",
+        tag="upload",
+        body="multipart+json",
+        responses={201: (UploadResponse, MultiUploadResponse)},
+        errors=(400, 413, 415, 502, 503),
+    )
+)
 async def upload_form_or_json(request: web.Request) -> web.Response:
     """POST /asset: multipart/form-data or JSON, by Content-Type."""
     if request.content_type == "multipart/form-data":
@@ -127,9 +155,13 @@ async def upload_form_or_json(request: web.Request) -> web.Response:
     )
 
 
-async def _part_chunks(part: BodyPartReader, size: int) -> AsyncIterator[bytes]:
+async def _part_chunks(
+    part: BodyPartReader, size: int, counter: Counter | None = None
+) -> AsyncIterator[bytes]:
     try:
         while chunk := await part.read_chunk(size):
+            if counter is not None:
+                counter.inc(len(chunk))
             yield chunk
     except GatewayError:
         raise
@@ -179,7 +211,7 @@ async def _upload_form(request: web.Request) -> web.Response:
                     await svc.stage(
                         name=validate_name(part.filename),
                         content_type=content_type_of(part.headers.get(hdrs.CONTENT_TYPE)),
-                        chunks=_part_chunks(part, chunk_size),
+                        chunks=_part_chunks(part, chunk_size, request.app[METRICS].bytes_in),
                         size_hint=None,
                     )
                 )

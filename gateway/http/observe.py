@@ -1,0 +1,136 @@
+"""Per-request observability: request id, metrics, one JSON access-log line, and CORS.
+
+The access log names the *route template* (``/asset-token/{token}``), never the raw path or query, so
+share-link secrets, keys and credentials cannot end up in logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.errors import GatewayError
+from gateway.http.keys import METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
+
+access = logging.getLogger("gateway.access")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+UPLOADS = {"upload-form", "upload-raw-post", "upload-raw-put", "asset-content"}
+DOWNLOADS = {"asset-download", "token-download", "zip"}
+EXPOSED = (
+    "Content-Length, Content-Range, Content-Disposition, ETag, Accept-Ranges, Last-Modified, X-Request-ID"
+)
+ALLOWED_HEADERS = (
+    "Authorization, Content-Type, Content-MD5, Digest, Repr-Digest, Content-Digest, Range, If-Range, "
+    "If-None-Match, If-Modified-Since, X-Request-ID"
+)
+
+
+def route_name(request: web.Request) -> str:
+    route = request.match_info.route
+    if route.resource is None:
+        return "unmatched"
+    return route.name or route.resource.canonical
+
+
+@web.middleware
+async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    incoming = request.headers.get("X-Request-ID", "")
+    request[REQUEST_ID] = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    name = route_name(request)
+    kind = "upload" if name in UPLOADS else "download" if name in DOWNLOADS else None
+    if kind:
+        metrics.in_flight.labels(kind).inc()
+    start = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        return resp
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except GatewayError as exc:
+        status = exc.status
+        raise
+    except BaseException:
+        status = 499  # the client went away (or a bug, which the error middleware logged)
+        raise
+    finally:
+        elapsed = time.perf_counter() - start
+        if kind:
+            metrics.in_flight.labels(kind).dec()
+        metrics.requests.labels(name, request.method, str(status)).inc()
+        metrics.latency.labels(name, request.method).observe(elapsed)
+        if name == "token-download" and request.method == hdrs.METH_GET:
+            if status in (200, 206, 302):
+                metrics.token_claims.labels("granted").inc()
+            elif status == 410:
+                metrics.token_claims.labels("refused").inc()
+        who = request.get(PRINCIPAL)
+        access.info(
+            "request",
+            extra={
+                "fields": {
+                    "request_id": request[REQUEST_ID],
+                    "method": request.method,
+                    "route": request.match_info.route.resource.canonical
+                    if request.match_info.route.resource is not None
+                    else "-",
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                    "principal": who.id if who is not None else None,
+                    "remote": request.remote,
+                }
+            },
+        )
+
+
+async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: echo the request id on every response, streamed ones included."""
+    rid = request.get(REQUEST_ID)
+    if rid:
+        response.headers["X-Request-ID"] = rid
+    origins = request.app[SETTINGS].cors_origins
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin and origins and ("*" in origins or origin in origins):
+        response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin if "*" not in origins else "*"
+        response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = EXPOSED
+        if "*" not in origins:
+            response.headers[hdrs.VARY] = "Origin"
+
+
+@web.middleware
+async def cors_preflight_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer CORS preflights (OPTIONS + Origin + Access-Control-Request-Method) for configured origins."""
+    origins = request.app[SETTINGS].cors_origins
+    origin = request.headers.get(hdrs.ORIGIN)
+    if (
+        request.method == hdrs.METH_OPTIONS
+        and origin
+        and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers
+        and origins
+        and ("*" in origins or origin in origins)
+    ):
+        return web.Response(
+            status=204,
+            headers={
+                hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: origin if "*" not in origins else "*",
+                hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, HEAD, POST, PUT, DELETE",
+                hdrs.ACCESS_CONTROL_ALLOW_HEADERS: ALLOWED_HEADERS,
+                hdrs.ACCESS_CONTROL_MAX_AGE: "600",
+                hdrs.VARY: "Origin",
+            },
+        )
+    return await handler(request)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})

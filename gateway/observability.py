@@ -1,0 +1,120 @@
+"""Metrics and structured logs, kept out of the service and the adapters.
+
+Ports are wrapped by :class:`Timed`, which times every coroutine call and counts failures per backend
+and operation; nothing inside the adapters knows about Prometheus. Each app owns its registry (tests run
+many apps in one process). Logs are one JSON object per line so any collector can parse them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gateway.errors import GatewayError
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "gateway_requests", "HTTP requests by route and status", ["route", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "gateway_request_duration_seconds",
+            "HTTP request duration (until the response is complete)",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.bytes_in = Counter(
+            "gateway_uploaded_bytes", "request body bytes received for uploads", registry=r
+        )
+        self.bytes_out = Counter(
+            "gateway_downloaded_bytes", "response body bytes sent for downloads", registry=r
+        )
+        self.in_flight = Gauge(
+            "gateway_transfers_in_flight", "uploads/downloads in progress", ["kind"], registry=r
+        )
+        self.backend_latency = Histogram(
+            "gateway_backend_call_duration_seconds",
+            "storage and catalog call duration",
+            ["backend", "op"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.backend_errors = Counter(
+            "gateway_backend_call_errors", "failed storage and catalog calls", ["backend", "op"], registry=r
+        )
+        self.token_claims = Counter(
+            "gateway_token_claims", "share-link downloads granted or refused", ["result"], registry=r
+        )
+
+
+class Timed:
+    """Delegates to ``inner``; coroutine methods are timed and their failures counted.
+
+    Plain delegation keeps optional capabilities honest: ``isinstance(Timed(x), Presigner)`` is true
+    exactly when ``x`` has ``presign_get``.
+    """
+
+    def __init__(self, inner: Any, backend: str, metrics: Metrics) -> None:
+        self._inner = inner
+        self._backend = backend
+        self._metrics = metrics
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+        latency = self._metrics.backend_latency.labels(self._backend, name)
+        errors = self._metrics.backend_errors.labels(self._backend, name)
+
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return await attr(*args, **kwargs)
+            except GatewayError as exc:
+                if exc.status >= 500:
+                    errors.inc()
+                raise
+            finally:
+                latency.observe(time.perf_counter() - start)
+
+        return timed
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; ``extra={"fields": {...}}`` adds structured fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def configure_logging(level: str = "INFO", stream_factory: Callable[[], Any] | None = None) -> None:
+    handler = logging.StreamHandler(stream_factory() if stream_factory else None)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    logging.getLogger("aiobotocore").setLevel(logging.WARNING)
