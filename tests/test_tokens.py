@@ -136,6 +136,7 @@ async def test_sweeper_runs_in_the_server(settings_factory: Any, make_client: An
     client = await make_client(settings)
     inspector = Inspector(settings)
     await upload(client, "short.bin", b"bye", expires="1s")
+
     def leftovers() -> bool:  # bytes go first, then the catalog items: wait for both
         return bool(inspector.blob_keys()) or any("short.bin" in repr(i) for i in inspector.catalog_items())
 
