@@ -8,10 +8,9 @@ import json
 import logging
 import sys
 
-from aiohttp import web
-
 from gateway.catalog import catalog_from_settings
 from gateway.config import Settings
+from gateway.observability import configure_logging
 from gateway.storage import blob_store_from_settings
 
 
@@ -56,13 +55,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  or add the line '{name}:{hash_api_key(key)}' to the file named by GATEWAY_API_KEYS_FILE")
         return 0
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     overrides = {
         k: v
         for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
         if v is not None
     }
     settings = Settings(**overrides)
+    configure_logging(settings.log_level)
 
     if args.command == "init":
         asyncio.run(_init(settings))
@@ -72,15 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(settings.redacted(), indent=2))
         return 0
 
-    from gateway.http.app import create_app
+    from gateway.http.server import run_server
 
     logging.getLogger("gateway").info("starting", extra={"fields": {"settings": settings.redacted()}})
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        access_log=None,
-        shutdown_timeout=settings.shutdown_grace,  # SIGTERM: stop accepting, let transfers finish
-        print=None,
-    )
+    asyncio.run(run_server(settings))
     return 0

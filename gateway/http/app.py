@@ -16,7 +16,7 @@ from gateway.http import downloads, manage, tokens, uploads
 from gateway.http.auth import auth_middleware
 from gateway.http.docs_page import docs_page
 from gateway.http.errors import error_middleware
-from gateway.http.keys import AUTH, METRICS, SERVICE, SETTINGS
+from gateway.http.keys import AUTH, INFLIGHT, METRICS, SERVICE, SETTINGS, InFlight
 from gateway.http.models import HealthResponse
 from gateway.http.observe import (
     add_request_id,
@@ -79,6 +79,7 @@ def create_app(
     app[SETTINGS] = settings
     app[AUTH] = Authenticator(settings)
     app[METRICS] = metrics = Metrics()
+    app[INFLIGHT] = InFlight()
     app.on_response_prepare.append(add_request_id)
 
     async def backends(app: web.Application) -> AsyncIterator[None]:

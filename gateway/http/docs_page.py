@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.http.openapi import Operation, operation
+
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Streaming asset gateway API</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -48,6 +50,15 @@ fetch("openapi.json").then(r => r.json()).then(spec => {
 """
 
 
+@operation(
+    Operation(
+        summary="Human-readable API reference (works offline)",
+        tag="operations",
+        public=True,
+        responses={200: "HTML page"},
+        errors=(),
+    )
+)
 async def docs_page(request: web.Request) -> web.Response:
     return web.Response(
         text=PAGE,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from gateway.assets import AssetService
@@ -9,7 +11,28 @@ from gateway.auth import Authenticator, Principal
 from gateway.config import Settings
 from gateway.observability import Metrics
 
+
+class InFlight:
+    """Requests being handled, and whether the server is draining for shutdown."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.draining = False
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def enter(self) -> None:
+        self.count += 1
+        self.idle.clear()
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0:
+            self.idle.set()
+
+
 SETTINGS = web.AppKey("settings", Settings)
+INFLIGHT = web.AppKey("inflight", InFlight)
 SERVICE = web.AppKey("service", AssetService)
 AUTH = web.AppKey("auth", Authenticator)
 METRICS = web.AppKey("metrics", Metrics)

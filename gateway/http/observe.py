@@ -16,7 +16,8 @@ from aiohttp.typedefs import Handler
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.errors import GatewayError
-from gateway.http.keys import METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
+from gateway.http.keys import INFLIGHT, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
+from gateway.http.openapi import Operation, operation
 
 access = logging.getLogger("gateway.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -45,8 +46,16 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     request[REQUEST_ID] = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
     name = route_name(request)
     kind = "upload" if name in UPLOADS else "download" if name in DOWNLOADS else None
+    inflight = request.app[INFLIGHT]
+    if inflight.draining:  # a new request on a kept-alive connection during shutdown
+        return web.json_response(
+            {"error": {"code": "shutting_down", "message": "server is shutting down; retry"}},
+            status=503,
+            headers={hdrs.CONNECTION: "close", hdrs.RETRY_AFTER: "1"},
+        )
     if kind:
         metrics.in_flight.labels(kind).inc()
+    inflight.enter()
     start = time.perf_counter()
     status = 500
     try:
@@ -63,6 +72,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         status = 499  # the client went away (or a bug, which the error middleware logged)
         raise
     finally:
+        inflight.leave()
         elapsed = time.perf_counter() - start
         if kind:
             metrics.in_flight.labels(kind).dec()
@@ -131,6 +141,15 @@ async def cors_preflight_middleware(request: web.Request, handler: Handler) -> w
     return await handler(request)
 
 
+@operation(
+    Operation(
+        summary="Prometheus metrics (text exposition format)",
+        tag="operations",
+        public=True,
+        responses={200: "metrics"},
+        errors=(),
+    )
+)
 async def metrics_endpoint(request: web.Request) -> web.Response:
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})
