@@ -81,3 +81,9 @@ def test_seed_curl_commands(served: str, tmp_path: Path) -> None:
     status, headers, body = curl(f"curl -s -i -r 100-199 'http://{host}/asset/{aid}'", tmp_path)
     assert status == 206 and body == big[100:200]
     assert headers["content-range"] == f"bytes 100-199/{len(big)}"
+
+    # the server's own log (JSON lines) names routes, never the secrets in share links
+    log = (tmp_path / "server.log").read_text()
+    assert '"route": "/asset-token/{token}"' in log
+    for uploaded in (raw, form):
+        assert uploaded["token"]["token"] not in log
