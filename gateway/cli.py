@@ -29,6 +29,18 @@ async def _init(settings: Settings) -> None:
         await store.close()
 
 
+def _healthcheck(settings: Settings) -> int:
+    import urllib.request
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104
+    try:
+        with urllib.request.urlopen(f"http://{host}:{settings.port}/healthcheck", timeout=4) as resp:
+            return 0 if resp.status == 200 else 1
+    except OSError as exc:
+        print(f"unhealthy: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gateway", description="Streaming asset gateway")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -37,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="listen port (GATEWAY_PORT)")
     sub.add_parser("init", help="create the bucket and table (idempotent)")
     sub.add_parser("config", help="print the effective configuration (secrets redacted)")
+    sub.add_parser("healthcheck", help="exit 0 when the local server answers /healthcheck (container probes)")
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="print a new API key once, and the line to configure")
     create.add_argument("name", help="the principal (owner) this key authenticates as")
@@ -67,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_init(settings))
         print("initialised storage and catalog", file=sys.stderr)
         return 0
+    if args.command == "healthcheck":
+        return _healthcheck(settings)
     if args.command == "config":
         print(json.dumps(settings.redacted(), indent=2))
         return 0
