@@ -127,7 +127,11 @@ async def test_zip_refusals_come_before_any_byte(
 
 async def test_zip_request_must_be_json(client: TestClient[Any, Any]) -> None:
     resp = await client.post("/zip", data=b"assets=1", headers={"Content-Type": "text/plain"})
-    assert resp.status == 400 and await error_code(resp) == "invalid_json"
+    assert resp.status == 415 and await error_code(resp) == "unsupported_media_type"
+    resp = await client.post(
+        "/zip", data=b"x" * (9 * 1024 * 1024), headers={"Content-Type": "application/json"}
+    )
+    assert resp.status == 413
 
 
 async def test_bundle_link_streams_zip_counts_once_and_ranges(

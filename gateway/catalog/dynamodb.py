@@ -411,22 +411,19 @@ class DynamoCatalog:
 
     async def due_assets(self, now: float, limit: int) -> list[DueAsset]:
         cursor = await self._get(it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK)
-        if cursor is None:
-            return []
-        day, today = int(cursor["day"]), it.expiry_day(int(now))
-        out: list[DueAsset] = []
-        while day <= today and len(out) < limit:
-            found = [
-                it.due_from(i) for i in await self._query(it.expiry_pk(day), sk_max=it.due_upper_bound(now))
-            ]
-            out += found[: limit - len(out)]
-            if not found and day < today:  # a past day bucket is empty for good: move on
-                await self._conditional(
-                    Key=_to_wire({"PK": it.EXPIRY_CURSOR_PK, "SK": it.EXPIRY_CURSOR_SK}),
-                    UpdateExpression="SET #day = :next",
-                    ConditionExpression="#day = :day",
-                    ExpressionAttributeNames={"#day": "day"},
-                    ExpressionAttributeValues=_to_wire({":next": day + 1, ":day": day}),
-                )
-            day += 1
-        return out
+
+        async def query_day(day: int) -> list[DueAsset]:
+            items = await self._query(it.expiry_pk(day), sk_max=it.due_upper_bound(now))
+            return [it.due_from(i) for i in items]
+
+        async def advance(day: int) -> None:
+            await self._conditional(
+                Key=_to_wire({"PK": it.EXPIRY_CURSOR_PK, "SK": it.EXPIRY_CURSOR_SK}),
+                UpdateExpression="SET #day = :next",
+                ConditionExpression="#day = :day",
+                ExpressionAttributeNames={"#day": "day"},
+                ExpressionAttributeValues=_to_wire({":next": day + 1, ":day": day}),
+            )
+
+        start = None if cursor is None else int(cursor["day"])
+        return await it.walk_due(start, now, limit, query_day, advance)

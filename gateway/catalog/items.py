@@ -15,6 +15,7 @@ Keeping the key layout and the record <-> item mapping here means the two adapte
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.records import Asset, DueAsset, Token, Version
@@ -205,3 +206,29 @@ def new_asset_rows(asset: Asset, version: Version, tokens: tuple[Token, ...]) ->
     for token in tokens:
         rows += token_items(token)
     return rows
+
+
+async def walk_due(
+    cursor_day: int | None,
+    now: float,
+    limit: int,
+    query_day: Callable[[int], Awaitable[list[DueAsset]]],
+    advance: Callable[[int], Awaitable[None]],
+) -> list[DueAsset]:
+    """The expiry-index walk both adapters share: day buckets from the cursor up to today.
+
+    ``query_day(day)`` returns the due entries of one bucket; ``advance(day)`` moves the cursor past a
+    bucket, conditionally (only if it still points there). A past day's bucket holds only due entries,
+    so once it is empty it stays empty and the cursor can move on; today's bucket is never skipped.
+    """
+    if cursor_day is None:
+        return []
+    day, today = cursor_day, expiry_day(int(now))
+    out: list[DueAsset] = []
+    while day <= today and len(out) < limit:
+        found = await query_day(day)
+        out += found[: limit - len(out)]
+        if not found and day < today:
+            await advance(day)
+        day += 1
+    return out

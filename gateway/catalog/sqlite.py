@@ -368,25 +368,20 @@ class SqliteCatalog:
     @serialized
     async def due_assets(self, now: float, limit: int) -> list[DueAsset]:
         cursor = await self._get(it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK)
-        if cursor is None:
-            return []
-        day, today = int(cursor["day"]), it.expiry_day(int(now))
-        out: list[DueAsset] = []
-        while day <= today and len(out) < limit:
-            found = [
-                it.due_from(i)
-                for i in await self._query(it.expiry_pk(day))
-                if i["SK"] <= it.due_upper_bound(now)
-            ]
-            out += found[: limit - len(out)]
-            if not found and day < today:  # a past day bucket is empty for good: move on
-                await self._write(
-                    "UPDATE items SET data = json_set(data, '$.day', ?) "
-                    "WHERE pk = ? AND sk = ? AND json_extract(data, '$.day') = ?",
-                    (day + 1, it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK, day),
-                )
-            day += 1
-        return out
+        bound = it.due_upper_bound(now)
+
+        async def query_day(day: int) -> list[DueAsset]:
+            return [it.due_from(i) for i in await self._query(it.expiry_pk(day)) if i["SK"] <= bound]
+
+        async def advance(day: int) -> None:
+            await self._write(
+                "UPDATE items SET data = json_set(data, '$.day', ?) "
+                "WHERE pk = ? AND sk = ? AND json_extract(data, '$.day') = ?",
+                (day + 1, it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK, day),
+            )
+
+        start = None if cursor is None else int(cursor["day"])
+        return await it.walk_due(start, now, limit, query_day, advance)
 
     @serialized
     async def purge_expired(self, now: float) -> int:

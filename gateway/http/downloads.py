@@ -17,15 +17,15 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from aiohttp import hdrs, web
-from pydantic import ValidationError
 
 from gateway.assets import AssetService, MemberSpec
 from gateway.errors import BadRequest, Gone, NotFound
+from gateway.http.bodies import read_json
 from gateway.http.keys import METRICS, SERVICE, principal
-from gateway.http.models import BundleRequest, TokenCreated, TokenOut, ZipRequest
+from gateway.http.models import BundleRequest, TokenCreated, ZipRequest
 from gateway.http.openapi import Operation, Param, operation
 from gateway.http.ranges import http_date, if_range_allows, not_modified, parse_range
-from gateway.http.uploads import base_url
+from gateway.http.tokens import token_created
 from gateway.names import content_disposition, validate_name
 from gateway.ports import BlobReader
 from gateway.records import Asset, Token, Version
@@ -274,23 +274,6 @@ async def zip_chunks(
             await reader.aclose()
 
 
-async def _json_body(request: web.Request) -> bytes:
-    if request.content_type != "application/json":
-        raise BadRequest("send application/json", code="invalid_json")
-    if request.content_length is not None and request.content_length > MAX_ZIP_REQUEST:
-        raise BadRequest("request body too large", code="invalid_json")
-    raw = await request.content.read(MAX_ZIP_REQUEST + 1)
-    if len(raw) > MAX_ZIP_REQUEST:
-        raise BadRequest("request body too large", code="invalid_json")
-    return raw
-
-
-def _invalid(exc: ValidationError) -> BadRequest:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "body"
-    return BadRequest(f"invalid JSON body: {where}: {first['msg']}", code="invalid_json")
-
-
 @operation(
     Operation(
         summary="Stream a zip of several assets (exact Content-Length, ZIP64 where needed)",
@@ -302,10 +285,7 @@ def _invalid(exc: ValidationError) -> BadRequest:
 )
 async def create_zip(request: web.Request) -> web.StreamResponse:
     """POST /zip: stream a zip of the listed assets."""
-    try:
-        body = ZipRequest.model_validate_json(await _json_body(request))
-    except ValidationError as exc:
-        raise _invalid(exc) from None
+    body = await read_json(request, ZipRequest, max_bytes=MAX_ZIP_REQUEST)
     name = validate_name(body.name)
     specs = [
         MemberSpec(m) if isinstance(m, str) else MemberSpec(m.id, m.version, m.path) for m in body.assets
@@ -325,13 +305,9 @@ async def create_zip(request: web.Request) -> web.StreamResponse:
 async def create_bundle(request: web.Request) -> web.Response:
     """POST /bundle: a token whose link streams a zip of the listed assets."""
     svc = request.app[SERVICE]
-    try:
-        body = BundleRequest.model_validate_json(await _json_body(request))
-    except ValidationError as exc:
-        raise _invalid(exc) from None
+    body = await read_json(request, BundleRequest, max_bytes=MAX_ZIP_REQUEST)
     name = validate_name(body.name)
     req = svc.token_request("1", None if body.expiry is None else str(body.expiry), body.max_downloads)
     assert req is not None
     issued = await svc.mint_bundle(body.assets, req, owner=principal(request).id, name=name)
-    out = TokenCreated(token=TokenOut.of(issued, base_url(request)))
-    return web.Response(status=201, text=out.model_dump_json(), content_type="application/json")
+    return token_created(request, issued)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import ValidationError
 
-from gateway.errors import BadRequest, UnsupportedMediaType
+from gateway.assets import IssuedToken
+from gateway.http.bodies import read_json
 from gateway.http.keys import SERVICE, principal
 from gateway.http.models import TokenCreated, TokenCreateRequest, TokenInfo, TokenList, TokenOut
 from gateway.http.openapi import Operation, operation
@@ -14,22 +14,9 @@ from gateway.http.uploads import base_url
 MAX_JSON = 16 * 1024
 
 
-async def read_json_body(request: web.Request, model: type[TokenCreateRequest]) -> TokenCreateRequest:
-    if request.content_length is not None and request.content_length > MAX_JSON:
-        raise BadRequest("request body too large", code="invalid_json")
-    raw = await request.content.read(MAX_JSON + 1)
-    if len(raw) > MAX_JSON:
-        raise BadRequest("request body too large", code="invalid_json")
-    if not raw.strip():
-        return model()
-    if request.content_type not in ("application/json", "application/octet-stream"):
-        raise UnsupportedMediaType("send application/json")
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise BadRequest(f"invalid JSON body: {where}: {first['msg']}", code="invalid_json") from None
+def token_created(request: web.Request, issued: IssuedToken) -> web.Response:
+    out = TokenCreated(token=TokenOut.of(issued, base_url(request)))
+    return web.Response(status=201, text=out.model_dump_json(), content_type="application/json")
 
 
 @operation(
@@ -43,12 +30,11 @@ async def read_json_body(request: web.Request, model: type[TokenCreateRequest]) 
 async def create_token(request: web.Request) -> web.Response:
     """POST /asset/{id}/tokens"""
     svc = request.app[SERVICE]
-    body = await read_json_body(request, TokenCreateRequest)
+    body = await read_json(request, TokenCreateRequest, max_bytes=MAX_JSON, allow_empty=True)
     req = svc.token_request("1", None if body.expiry is None else str(body.expiry), body.max_downloads)
     assert req is not None
     issued = await svc.mint(request.match_info["id"], req, owner=principal(request).id)
-    out = TokenCreated(token=TokenOut.of(issued, base_url(request)))
-    return web.Response(status=201, text=out.model_dump_json(), content_type="application/json")
+    return token_created(request, issued)
 
 
 @operation(

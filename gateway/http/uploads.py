@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, hdrs, web
 from prometheus_client import Counter
-from pydantic import ValidationError
 
 from gateway.assets import Staged
 from gateway.errors import BadRequest, ClientGone, GatewayError, PayloadTooLarge, UnsupportedMediaType
 from gateway.hashing import Expected, b64decode_digest
+from gateway.http.bodies import read_json
 from gateway.http.keys import METRICS, SERVICE, SETTINGS, principal
 from gateway.http.models import AssetOut, JsonUploadRequest, MultiUploadResponse, TokenOut, UploadResponse
 from gateway.http.openapi import Operation, Param, operation
@@ -244,21 +244,8 @@ async def _upload_form(request: web.Request) -> web.Response:
 
 async def _upload_json(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
-    cap = request.app[SETTINGS].max_json_upload_size
-    if request.content_length is not None and request.content_length > cap:
-        raise PayloadTooLarge(f"JSON uploads are limited to {cap} bytes; use a raw or multipart upload")
-    raw = bytearray()
-    async for chunk in body_chunks(request):
-        raw += chunk
-        if len(raw) > cap:
-            raise PayloadTooLarge(f"JSON uploads are limited to {cap} bytes; use a raw or multipart upload")
-    try:
-        body = JsonUploadRequest.model_validate_json(bytes(raw))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise BadRequest(f"invalid JSON body: {where}: {first['msg']}", code="invalid_json") from None
-    del raw
+    cap = request.app[SETTINGS].max_json_upload_size  # over it: 413, use a raw or multipart upload
+    body = await read_json(request, JsonUploadRequest, max_bytes=cap)
     name = validate_name(body.name)
     token_req = svc.token_request(
         "1" if body.token is True else None if body.token is False else _opt_str(body.token),
