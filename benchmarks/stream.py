@@ -74,6 +74,25 @@ async def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise RuntimeError(f"{url} never came up")
 
 
+async def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    """moto in its own process (its RAM must not count against the gateway's)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    await wait_http(url, proc)
+    return proc, url
+
+
+def bench_credentials() -> None:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
 async def timed(fn: Callable[[], Any]) -> float:
     t = time.perf_counter()
     await fn()
@@ -160,21 +179,11 @@ async def main() -> None:
     ap.add_argument("--pairs", default="local,moto")
     args = ap.parse_args()
     size = args.size_mib * MiB
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    bench_credentials()
     pairs = args.pairs.split(",")
-    moto = None
-    moto_url = None
+    moto = moto_url = None
     if "moto" in pairs:
-        mport = free_port()
-        moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(mport)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        moto_url = f"http://127.0.0.1:{mport}"
-        await wait_http(moto_url, moto)
+        moto, moto_url = await start_moto()
     print(
         f"body: {size / MiB:.0f} MiB, chunked (no Content-Length); "
         "gateway defaults (8 MiB parts, 2 in flight)"

@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stream import CHUNK, body, free_port, reset_peak, rss_kib, wait_http
+from stream import CHUNK, bench_credentials, body, free_port, reset_peak, rss_kib, start_moto, wait_http
 
 MiB = 1024 * 1024
 
@@ -99,19 +99,10 @@ async def main() -> None:
     ap.add_argument("--member-mib", type=float, default=1.1)
     ap.add_argument("--pairs", default="local")
     args = ap.parse_args()
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    bench_credentials()
     moto = moto_url = None
     if "moto" in args.pairs:
-        mport = free_port()
-        moto = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(mport)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        moto_url = f"http://127.0.0.1:{mport}"
-        await wait_http(moto_url, moto)
+        moto, moto_url = await start_moto()
     try:
         for pair in args.pairs.split(","):
             with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
