@@ -139,9 +139,15 @@ class AssetService:
         chunks: AsyncIterator[bytes],
         size_hint: int | None,
         expected: Expected | None = None,
+        asset_id: str | None = None,
     ) -> Staged:
+        """Store the bytes of a new asset (or, with ``asset_id``, of a new version of that asset).
+
+        Blob keys are ``assets/<asset id>/<random>``: grouped by asset (gc relies on it), and unique per
+        upload so racing writers never overwrite each other before the catalog decides.
+        """
         validate_name(name)
-        asset_id = str(uuid.uuid4())
+        asset_id = asset_id or str(uuid.uuid4())
         blob_key = f"assets/{asset_id}/{uuid.uuid4().hex}"
         stream = DigestingStream(chunks, max_size=self.settings.max_upload_size, expected=expected)
         await self.store.write(blob_key, stream, size_hint=size_hint)
@@ -428,6 +434,7 @@ class AssetService:
             chunks=chunks,
             size_hint=size_hint,
             expected=expected,
+            asset_id=asset.id,
         )
         try:
             for _ in range(VERSION_RETRIES):

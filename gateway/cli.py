@@ -7,26 +7,42 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from gateway.catalog import catalog_from_settings
 from gateway.config import Settings
+from gateway.gc import GcReport, collect
 from gateway.observability import configure_logging
+from gateway.ports import BlobStore, Catalog
 from gateway.storage import blob_store_from_settings
 
 
-async def _init(settings: Settings) -> None:
+@asynccontextmanager
+async def opened(settings: Settings) -> AsyncIterator[tuple[BlobStore, Catalog]]:
+    """Both backends, started, for one-shot commands (the server does this in its cleanup_ctx)."""
     store = blob_store_from_settings(settings)
     catalog = catalog_from_settings(settings)
     await store.start()
     try:
         await catalog.start()
         try:
-            await store.init()
-            await catalog.init()
+            yield store, catalog
         finally:
             await catalog.close()
     finally:
         await store.close()
+
+
+async def _init(settings: Settings) -> None:
+    async with opened(settings) as (store, catalog):
+        await store.init()
+        await catalog.init()
+
+
+async def _gc(settings: Settings, grace: float) -> GcReport:
+    async with opened(settings) as (store, catalog):
+        return await collect(store, catalog, grace=grace)
 
 
 def _healthcheck(settings: Settings) -> int:
@@ -49,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="listen port (GATEWAY_PORT)")
     sub.add_parser("init", help="create the bucket and table (idempotent)")
     sub.add_parser("config", help="print the effective configuration (secrets redacted)")
+    gc = sub.add_parser("gc", help="abort stale partial uploads and delete unreferenced blobs")
+    gc.add_argument("--grace", type=float, default=86400.0, help="only touch things older than this (s)")
     sub.add_parser("healthcheck", help="exit 0 when the local server answers /healthcheck (container probes)")
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="print a new API key once, and the line to configure")
@@ -79,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "init":
         asyncio.run(_init(settings))
         print("initialised storage and catalog", file=sys.stderr)
+        return 0
+    if args.command == "gc":
+        report = asyncio.run(_gc(settings, args.grace))
+        print(json.dumps(report.__dict__))
         return 0
     if args.command == "healthcheck":
         return _healthcheck(settings)

@@ -57,6 +57,23 @@ class BlobStore(Protocol):
     async def exists(self, key: str) -> bool: ...
 
 
+@dataclass(frozen=True)
+class BlobEntry:
+    key: str
+    size: int
+    modified: float  # UNIX seconds
+
+
+@runtime_checkable
+class BlobInventory(Protocol):
+    """Optional: stores that can enumerate what they hold, for garbage collection."""
+
+    def list_blobs(self, prefix: str) -> AsyncIterator[BlobEntry]: ...
+
+    async def abort_stale_uploads(self, older_than: float) -> int:
+        """Abandon partial uploads (multipart uploads, temp files) started before ``older_than``."""
+
+
 @runtime_checkable
 class Presigner(Protocol):
     """Optional: stores that can hand out short-lived direct download URLs."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gateway.errors import NotFound, StorageError
-from gateway.ports import WriteResult
+from gateway.ports import BlobEntry, WriteResult
 
 TMP_PREFIX = ".tmp-"
 
@@ -91,6 +91,34 @@ class FilesystemBlobStore:
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self.path_for(key).is_file)
 
+    async def list_blobs(self, prefix: str) -> AsyncIterator[BlobEntry]:
+        """Committed blobs under ``prefix`` (temp files excluded), one directory listing at a time."""
+        base = self.root / prefix if prefix else self.root
+        dirs = [base]
+        while dirs:
+            entries = await asyncio.to_thread(_scan, dirs.pop())
+            for path, is_dir, size, mtime in entries:
+                if is_dir:
+                    dirs.append(path)
+                elif not path.name.startswith(TMP_PREFIX):
+                    yield BlobEntry(str(path.relative_to(self.root)), size, mtime)
+
+    async def abort_stale_uploads(self, older_than: float) -> int:
+        """Temp files left by a process that died mid-upload (a live upload touches its file often)."""
+
+        def sweep() -> int:
+            removed = 0
+            for tmp in self.root.rglob(f"{TMP_PREFIX}*"):
+                try:
+                    if tmp.stat().st_mtime < older_than:
+                        tmp.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+            return removed
+
+        return await asyncio.to_thread(sweep)
+
 
 class _FileReader:
     """Reads on worker threads; opening includes the first read and the last read closes the file.
@@ -155,6 +183,18 @@ class _FileReader:
         self._first = None
         if not self._fh.closed:
             await asyncio.to_thread(self._fh.close)
+
+
+def _scan(directory: Path) -> list[tuple[Path, bool, int, float]]:
+    out = []
+    try:
+        with os.scandir(directory) as it:
+            for entry in it:
+                st = entry.stat(follow_symlinks=False)
+                out.append((Path(entry.path), entry.is_dir(follow_symlinks=False), st.st_size, st.st_mtime))
+    except FileNotFoundError:
+        pass
+    return out
 
 
 def _sync_close(fh: BinaryIO) -> None:

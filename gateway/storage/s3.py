@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -23,7 +24,7 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
 from gateway.errors import NotFound, StorageError
-from gateway.ports import WriteResult
+from gateway.ports import BlobEntry, WriteResult
 
 MiB = 1024 * 1024
 MIN_PART = 5 * MiB
@@ -234,11 +235,29 @@ class S3BlobStore:
         )
         return url
 
-    async def list_multipart_uploads(self) -> list[dict[str, Any]]:
-        """Open multipart uploads under our prefix (tests and `gateway gc` use it)."""
-        resp = await self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.prefix)
-        uploads: list[dict[str, Any]] = resp.get("Uploads", [])
-        return uploads
+    async def list_blobs(self, prefix: str) -> AsyncIterator[BlobEntry]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                for obj in page.get("Contents", []):
+                    key = obj["Key"][len(self.prefix) :]
+                    yield BlobEntry(key, int(obj["Size"]), obj["LastModified"].timestamp())
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error("list_objects_v2", exc) from exc
+
+    async def abort_stale_uploads(self, older_than: float) -> int:
+        """Multipart uploads under our prefix initiated before ``older_than`` (e.g. after kill -9)."""
+        aborted = 0
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        try:
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for up in page.get("Uploads", []):
+                    if up["Initiated"].timestamp() < older_than:
+                        await self._abort(up["Key"], up["UploadId"])
+                        aborted += 1
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error("list_multipart_uploads", exc) from exc
+        return aborted
 
 
 class _S3Reader:
