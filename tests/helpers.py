@@ -46,8 +46,14 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class Served(str):
+    """A running gateway's base URL (a str), carrying its process."""
+
+    proc: subprocess.Popen[bytes]
+
+
 @contextmanager
-def running_gateway(cwd: Path, env: dict[str, str], log_name: str = "server.log") -> Iterator[str]:
+def running_gateway(cwd: Path, env: dict[str, str], log_name: str = "server.log") -> Iterator[Served]:
     """`gateway serve` as a real process on 127.0.0.1; yields its base URL, stops it afterwards."""
     port = free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
@@ -57,7 +63,8 @@ def running_gateway(cwd: Path, env: dict[str, str], log_name: str = "server.log"
         proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve"], cwd=cwd, env=full_env, stdout=log, stderr=log
         )
-        base = f"http://127.0.0.1:{port}"
+        base = Served(f"http://127.0.0.1:{port}")
+        base.proc = proc
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -72,7 +79,8 @@ def running_gateway(cwd: Path, env: dict[str, str], log_name: str = "server.log"
                 time.sleep(0.1)
             yield base
         finally:
-            proc.terminate()
+            if proc.poll() is None:
+                proc.terminate()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
