@@ -146,7 +146,7 @@ def _version_param(request: web.Request) -> int | None:
         tag="download",
         params=(Param("version", "an older version", {"type": "integer", "minimum": 0}),),
         responses={200: "the bytes", 206: "a byte range", 304: "not modified", 416: "bad range"},
-        binary_response="application/octet-stream",
+        binary_response="*/*",  # the asset's own content type
     )
 )
 async def download_asset(request: web.Request) -> web.StreamResponse:
@@ -171,7 +171,7 @@ async def download_asset(request: web.Request) -> web.StreamResponse:
             410: "expired, revoked or exhausted",
             416: "bad range",
         },
-        binary_response="application/octet-stream",
+        binary_response="*/*",  # the asset's own content type
         errors=(404, 410),
     )
 )

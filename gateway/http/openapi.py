@@ -139,6 +139,8 @@ def build_spec(app: web.Application, *, secured: bool) -> dict[str, Any]:
                     "content": {"application/json": {"schema": schema}},
                 }
         error_statuses = set(op.errors) | ({401} if secured and not op.public else set())
+        if isinstance(op.body, type):  # every JSON body: over the cap / not JSON
+            error_statuses |= {400, 413, 415}
         for status in sorted(error_statuses):
             responses.setdefault(
                 str(status),
