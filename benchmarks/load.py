@@ -25,7 +25,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stream import bench_credentials, free_port, rss_kib, start_moto, wait_http
+from stream import bench_credentials, free_port, rss_kib, start_moto, stop, wait_http
 
 KiB = 1024
 
@@ -110,8 +110,7 @@ async def run(pair: str, connections: int, seconds: float, workdir: Path, moto_u
             await asyncio.gather(sample(), *(worker() for _ in range(connections)))
             elapsed = time.monotonic() - started
     finally:
-        gw.terminate()
-        gw.wait(60)
+        stop(gw, 60)
     total = sum(len(v) for v in lat.values())
     print(f"{pair}: {connections} connections for {elapsed:.0f} s: {total} ok requests "
           f"({total / elapsed:.0f}/s), errors {sum(errors.values())} {errors or ''}, "
@@ -140,8 +139,7 @@ async def main() -> None:
                 await run(pair, args.connections, args.seconds, Path(tmp), moto_url)
     finally:
         if moto:
-            moto.terminate()
-            moto.wait(30)
+            stop(moto)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,16 @@ async def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Terminate, and kill if it does not go (moto sometimes ignores SIGTERM under load)."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def bench_credentials() -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
@@ -144,8 +154,7 @@ async def run_pair(pair: str, size: int, workdir: Path, moto_url: str | None) ->
             out["gw_down_s"] = await timed(down)
             out["rss_down_mib"] = (rss_kib(gw.pid, "VmHWM") - base_rss) / 1024
     finally:
-        gw.terminate()
-        gw.wait(30)
+        stop(gw)
 
     # Baseline: the same streaming code, straight to the backend, no HTTP hop through the gateway.
     store: Any
@@ -204,8 +213,7 @@ async def main() -> None:
                 )
     finally:
         if moto:
-            moto.terminate()
-            moto.wait(30)
+            stop(moto)
 
 
 if __name__ == "__main__":

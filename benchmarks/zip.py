@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stream import CHUNK, bench_credentials, body, free_port, reset_peak, rss_kib, start_moto, wait_http
+from stream import CHUNK, bench_credentials, body, free_port, reset_peak, rss_kib, start_moto, stop, wait_http
 
 MiB = 1024 * 1024
 
@@ -82,8 +82,7 @@ async def run(pair: str, members: int, member_size: int, workdir: Path, moto_url
             big_rate = big / (time.perf_counter() - t) / 1e6
             growth = (rss_kib(gw.pid, "VmHWM") - base_rss) / 1024
     finally:
-        gw.terminate()
-        gw.wait(30)
+        stop(gw)
     print(
         f"{pair}: {members} members x {member_size / MiB:.2f} MiB = {total / MiB:.0f} MiB | "
         f"single object {results['single']:.0f} MB/s, zip {results['zip']:.0f} MB/s, "
@@ -109,8 +108,7 @@ async def main() -> None:
                 await run(pair, args.members, int(args.member_mib * MiB), Path(tmp), moto_url)
     finally:
         if moto:
-            moto.terminate()
-            moto.wait(30)
+            stop(moto)
 
 
 if __name__ == "__main__":
