@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.config import Settings
-from gateway.durations import DurationError, parse_duration
+from gateway.durations import DurationError, is_decimal, parse_duration
 from gateway.errors import BadRequest, CatalogError, GatewayError, Gone, NotFound
 from gateway.hashing import DigestingStream, Digests, Expected
 from gateway.names import content_disposition, guess_content_type, validate_name
@@ -104,7 +104,7 @@ class AssetService:
         if raw is None or raw == "":
             return None
         text = str(raw).strip()
-        if not text.isdigit() or not 1 <= int(text) <= self.settings.max_downloads_limit:
+        if not is_decimal(text) or len(text) > 12 or not 1 <= int(text) <= self.settings.max_downloads_limit:
             raise BadRequest(
                 f"max_downloads must be an integer from 1 to {self.settings.max_downloads_limit}",
                 code="invalid_max_downloads",

@@ -30,10 +30,10 @@ _UNIT_ALIASES = {
     "y": "y", "yr": "y", "yrs": "y", "year": "y", "years": "y",
 }  # fmt: skip
 
-_TERM = re.compile(r"\s*(\d{1,9})\s*([a-z]+)\s*,?\s*(?:and\s+)?")
+_TERM = re.compile(r"\s*([0-9]{1,9})\s*([a-z]+)\s*,?\s*(?:and\s+)?")
 _ISO = re.compile(
-    r"P(?!$)(?:(\d{1,9})Y)?(?:(\d{1,9})M)?(?:(\d{1,9})W)?(?:(\d{1,9})D)?"
-    r"(?:T(?=\d)(?:(\d{1,9})H)?(?:(\d{1,9})M)?(?:(\d{1,9})S)?)?"
+    r"P(?!$)(?:([0-9]{1,9})Y)?(?:([0-9]{1,9})M)?(?:([0-9]{1,9})W)?(?:([0-9]{1,9})D)?"
+    r"(?:T(?=[0-9])(?:([0-9]{1,9})H)?(?:([0-9]{1,9})M)?(?:([0-9]{1,9})S)?)?"
 )
 _ISO_UNITS = ("y", "mo", "w", "d", "h", "m", "s")
 
@@ -42,12 +42,20 @@ class DurationError(ValueError):
     pass
 
 
+_DECIMAL = re.compile(r"[0-9]+")
+
+
+def is_decimal(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also accepts '¹' or '٣', which ``int`` then rejects or misreads."""
+    return _DECIMAL.fullmatch(text) is not None
+
+
 def parse_duration(text: str) -> int:
     """Return the duration in seconds; raise DurationError for anything malformed or non-positive."""
     raw = text.strip()
     if not raw or len(raw) > 100:
         raise DurationError("duration is empty or too long")
-    if raw.isdigit():
+    if is_decimal(raw):
         seconds = int(raw) * 60  # a bare integer is minutes, as in the original service
     elif raw[0] in "Pp":
         seconds = _parse_iso(raw.upper())

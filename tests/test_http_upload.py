@@ -291,3 +291,11 @@ async def test_catalog_failure_cleans_up_blob(client: TestClient[Any, Any], insp
     finally:
         svc.catalog.create_assets = original  # type: ignore[method-assign]
     assert inspector.blob_keys() == [] and inspector.catalog_items() == []
+
+
+async def test_non_ascii_digits_are_bad_input_not_500(client: TestClient[Any, Any]) -> None:
+    for params in ({"token": "1", "expiry": "¹"}, {"token": "1", "max_downloads": "²"}):
+        resp = await client.put("/asset/a.txt", data=b"x", params=params)
+        assert resp.status == 400, params
+    aid = (await upload(client, "v.txt", b"v"))["asset"]["id"]
+    assert (await client.get(f"/asset/{aid}", params={"version": "¹"})).status == 400

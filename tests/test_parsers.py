@@ -67,3 +67,10 @@ def test_ranges(header: str | None, size: int, expected: ByteRange | None) -> No
 def test_unsatisfiable_ranges(header: str, size: int) -> None:
     with pytest.raises(RangeNotSatisfiable):
         parse_range(header, size)
+
+
+@pytest.mark.parametrize("text", ["¹", "٣", "²0", "1²"])
+def test_non_ascii_digits_are_not_numbers(text: str) -> None:
+    """str.isdigit() accepts these; int() does not (found by hypothesis: it was a 500)."""
+    with pytest.raises(DurationError):
+        parse_duration(text)

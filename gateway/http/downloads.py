@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from aiohttp import hdrs, web
 
 from gateway.assets import AssetService, MemberSpec
+from gateway.durations import is_decimal
 from gateway.errors import BadRequest, Gone, NotFound
 from gateway.http.bodies import read_json
 from gateway.http.keys import METRICS, SERVICE, principal
@@ -135,7 +136,7 @@ def _version_param(request: web.Request) -> int | None:
     raw = request.query.get("version")
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 9:
+    if not is_decimal(raw) or len(raw) > 9:
         raise BadRequest("version must be a non-negative integer", code="invalid_version")
     return int(raw)
 

@@ -7,6 +7,7 @@ import binascii
 
 from aiohttp import hdrs, web
 
+from gateway.durations import is_decimal
 from gateway.errors import BadRequest, Forbidden
 from gateway.http.keys import SERVICE, SETTINGS, principal
 from gateway.http.models import AssetList, AssetMeta, AssetOut, UploadResponse
@@ -53,7 +54,7 @@ async def list_assets(request: web.Request) -> web.Response:
         raise Forbidden("listing needs credentials: in open mode an asset id is a secret capability")
     cap = request.app[SETTINGS].max_list_limit
     raw = request.query.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= cap:
+    if not is_decimal(raw) or len(raw) > 9 or not 1 <= int(raw) <= cap:
         raise BadRequest(f"limit must be an integer from 1 to {cap}", code="invalid_limit")
     cursor = request.query.get("cursor")
     items, next_key = await request.app[SERVICE].list_assets(

@@ -8,7 +8,7 @@ from email.utils import formatdate, parsedate_to_datetime
 
 from gateway.errors import RangeNotSatisfiable
 
-_RANGE = re.compile(r"bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*")
+_RANGE = re.compile(r"bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*")
 
 
 @dataclass(frozen=True)
