@@ -35,6 +35,14 @@ for _key in [k for k in os.environ if k.startswith("GATEWAY_")]:
 
 BACKENDS = ["local", "moto"]
 
+# Property tests draw the same examples every run (CI must not go red on a lucky draw); explore with
+# `pytest --hypothesis-profile=explore`, and pin anything it finds as an explicit test.
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("deterministic", derandomize=True, max_examples=300, deadline=None)
+hypothesis_settings.register_profile("explore", max_examples=3000, deadline=None)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
