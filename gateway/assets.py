@@ -17,6 +17,7 @@ import logging
 import secrets
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -372,10 +373,29 @@ class AssetService:
         paths = [safe_member_path(s.path) if s.path is not None else None for s in specs]
         found = await self._resolve(specs, owner)
         names = unique_names([p or a.name for p, (a, _) in zip(paths, found, strict=True)])
-        return [
-            Member(name=n, size=v.size, crc32=v.crc32, mtime=v.created, source=v)
-            for n, (_, v) in zip(names, found, strict=True)
-        ]
+        members = []
+        for name, (_, version) in zip(names, found, strict=True):
+            crc = version.crc32 if version.crc32 is not None else await self._backfill_crc32(version)
+            members.append(
+                Member(name=name, size=version.size, crc32=crc, mtime=version.created, source=version)
+            )
+        return members
+
+    async def _backfill_crc32(self, version: Version) -> int:
+        """A version without a CRC (imported, never uploaded here): read it once, record it, go on.
+
+        Done before any header is sent, so the zip keeps its exact length and Range support; the cost
+        (one extra read of that member) is paid once, since the CRC is then stored.
+        """
+        reader = await self.store.open(version.blob_key)
+        crc = 0
+        try:
+            async for chunk in reader:
+                crc = zlib.crc32(chunk, crc)
+        finally:
+            await reader.aclose()
+        await self.catalog.set_crc32(version.asset_id, version.version, crc)
+        return crc
 
     async def mint_bundle(
         self, asset_ids: Sequence[str], req: TokenRequest, *, owner: str, name: str

@@ -135,6 +135,9 @@ class Catalog(Protocol):
         entry, if given, is removed). Safe to race.
         """
 
+    async def set_crc32(self, asset_id: str, version: int, crc32: int) -> None:
+        """Record a version's CRC-32 when it lacks one (imported data); no-op if the version is gone."""
+
     async def add_version(self, asset: Asset, version: Version) -> bool:
         """Add ``version`` (= asset.latest_version + 1) if the latest is still ``asset.latest_version``.
 

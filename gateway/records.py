@@ -27,7 +27,7 @@ class Version:
     version: int
     size: int
     sha256: str
-    crc32: int
+    crc32: int | None  # None only for versions imported without one (see AssetService.zip_members)
     blob_key: str
     created: float
     content_type: str

@@ -280,3 +280,42 @@ async def test_zip64_over_four_gib(make_client: Any, tmp_path: Path) -> None:
     with path.open("rb") as fh:  # the first member stays zip32 (version needed 2.0)
         assert struct.unpack("<IH", fh.read(6)) == (0x04034B50, 20)
     check_with_tools(path)
+
+
+def strip_crc(settings: Any, asset_id: str) -> None:
+    """Make a version look imported from elsewhere: no CRC-32 in its catalog item."""
+    from urllib.parse import parse_qs, urlsplit
+
+    url = settings.catalog_url
+    if url.startswith("sqlite://"):
+        import sqlite3
+
+        with sqlite3.connect(url.split("://", 1)[1][1:]) as db:
+            db.execute(
+                "UPDATE items SET data = json_remove(data, '$.crc32') WHERE pk = ? AND sk LIKE 'V#%'",
+                (f"ASSET#{asset_id}",),
+            )
+        return
+    import boto3
+
+    parts = urlsplit(url)
+    ddb = boto3.client("dynamodb", endpoint_url=parse_qs(parts.query)["endpoint"][0])
+    ddb.update_item(
+        TableName=parts.netloc,
+        Key={"PK": {"S": f"ASSET#{asset_id}"}, "SK": {"S": "V#00000000"}},
+        UpdateExpression="REMOVE crc32",
+    )
+
+
+async def test_member_without_crc_is_read_once_and_backfilled(
+    client: TestClient[Any, Any], settings: Any, tmp_path: Path
+) -> None:
+    data = os.urandom(200_000)
+    aid = (await upload(client, "old.bin", data))["asset"]["id"]
+    strip_crc(settings, aid)
+    svc = client.app[SERVICE]
+    assert (await svc.catalog.get_version(aid, 0)).crc32 is None
+    resp = await client.post("/zip", json={"assets": [aid]})
+    assert resp.status == 200
+    check_zip(await resp.read(), {"old.bin": data}, tmp_path)  # exact length, correct CRC
+    assert (await svc.catalog.get_version(aid, 0)).crc32 == zlib.crc32(data)  # recorded for next time

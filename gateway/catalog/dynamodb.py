@@ -347,6 +347,14 @@ class DynamoCatalog:
             }
         }
 
+    async def set_crc32(self, asset_id: str, version: int, crc32: int) -> None:
+        await self._conditional(
+            Key=_to_wire({"PK": it.asset_pk(asset_id), "SK": it.version_sk(version)}),
+            UpdateExpression="SET crc32 = :crc",
+            ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeValues=_to_wire({":crc": crc32}),
+        )
+
     async def add_version(self, asset: Asset, version: Version) -> bool:
         return await self._transact(
             [

@@ -309,6 +309,13 @@ class SqliteCatalog:
         return ok
 
     @serialized
+    async def set_crc32(self, asset_id: str, version: int, crc32: int) -> None:
+        await self._write(
+            "UPDATE items SET data = json_set(data, '$.crc32', ?) WHERE pk = ? AND sk = ?",
+            (crc32, it.asset_pk(asset_id), it.version_sk(version)),
+        )
+
+    @serialized
     async def add_version(self, asset: Asset, version: Version) -> bool:
         async def body() -> bool:
             cur = await self.db.execute(
