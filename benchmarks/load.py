@@ -16,7 +16,6 @@ import os
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stream import bench_credentials, free_port, rss_kib, start_moto, stop, wait_http
+from stream import bench_credentials, rss_kib, start_gateway, start_moto, stop, wait_http
 
 KiB = 1024
 
@@ -38,16 +37,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def run(pair: str, connections: int, seconds: float, workdir: Path, moto_url: str | None) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    port = free_port()
-    env |= {"GATEWAY_PORT": str(port), "GATEWAY_AUTO_INIT": "true", "GATEWAY_LOG_LEVEL": "WARNING"}
-    if pair == "moto":
-        env |= {
-            "GATEWAY_STORAGE_URL": f"s3://load?endpoint={moto_url}&region=us-east-1",
-            "GATEWAY_CATALOG_URL": f"dynamodb://load?endpoint={moto_url}&region=us-east-1",
-        }
-    gw = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], cwd=workdir, env=env)
-    base = f"http://127.0.0.1:{port}"
+    gw, base = start_gateway(pair, workdir, moto_url, "load", GATEWAY_LOG_LEVEL="WARNING")
     lat: dict[str, list[float]] = {"download": [], "range": [], "token": [], "upload": []}
     errors: dict[str, int] = {}
     peak = 0

@@ -109,18 +109,25 @@ async def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t
 
 
-async def run_pair(pair: str, size: int, workdir: Path, moto_url: str | None) -> dict[str, float]:
+def start_gateway(
+    pair: str, workdir: Path, moto_url: str | None, name: str, **env_extra: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`gateway serve` on the embedded pair (data in ``workdir``) or on moto (bucket/table ``name``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     port = free_port()
-    env |= {"GATEWAY_PORT": str(port), "GATEWAY_AUTO_INIT": "true"}
+    env |= {"GATEWAY_PORT": str(port), "GATEWAY_AUTO_INIT": "true", **env_extra}
     if pair == "moto":
         assert moto_url
         env |= {
-            "GATEWAY_STORAGE_URL": f"s3://bench-gw?endpoint={moto_url}&region=us-east-1",
-            "GATEWAY_CATALOG_URL": f"dynamodb://bench-gw?endpoint={moto_url}&region=us-east-1",
+            "GATEWAY_STORAGE_URL": f"s3://{name}?endpoint={moto_url}&region=us-east-1",
+            "GATEWAY_CATALOG_URL": f"dynamodb://{name}?endpoint={moto_url}&region=us-east-1",
         }
-    gw = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], cwd=workdir, env=env)
-    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], cwd=workdir, env=env)
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def run_pair(pair: str, size: int, workdir: Path, moto_url: str | None) -> dict[str, float]:
+    gw, base = start_gateway(pair, workdir, moto_url, "bench-gw")
     out: dict[str, float] = {}
     try:
         await wait_http(f"{base}/healthcheck", gw)

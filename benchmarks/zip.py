@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +20,17 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stream import CHUNK, bench_credentials, body, free_port, reset_peak, rss_kib, start_moto, stop, wait_http
+from stream import (
+    CHUNK,
+    bench_credentials,
+    body,
+    reset_peak,
+    rss_kib,
+    start_gateway,
+    start_moto,
+    stop,
+    wait_http,
+)
 
 MiB = 1024 * 1024
 
@@ -34,16 +43,7 @@ async def drain(resp: aiohttp.ClientResponse) -> int:
 
 
 async def run(pair: str, members: int, member_size: int, workdir: Path, moto_url: str | None) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    port = free_port()
-    env |= {"GATEWAY_PORT": str(port), "GATEWAY_AUTO_INIT": "true"}
-    if pair == "moto":
-        env |= {
-            "GATEWAY_STORAGE_URL": f"s3://bench-zip?endpoint={moto_url}&region=us-east-1",
-            "GATEWAY_CATALOG_URL": f"dynamodb://bench-zip?endpoint={moto_url}&region=us-east-1",
-        }
-    gw = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], cwd=workdir, env=env)
-    base = f"http://127.0.0.1:{port}"
+    gw, base = start_gateway(pair, workdir, moto_url, "bench-zip")
     total = members * member_size
     try:
         await wait_http(f"{base}/healthcheck", gw)
