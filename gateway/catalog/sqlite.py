@@ -137,27 +137,21 @@ class SqliteCatalog:
 
     async def _insert_all(self, items: Sequence[it.Item], cursor_day: int | None = None) -> None:
         """Insert every item or none (each must be new: the analogue of attribute_not_exists)."""
-        try:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                await self.db.executemany(
-                    "INSERT INTO items (pk, sk, data, expires_at, downloads, max_downloads, revoked) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [self._encode(i) for i in items],
+
+        async def body() -> bool:
+            await self.db.executemany(
+                "INSERT INTO items (pk, sk, data, expires_at, downloads, max_downloads, revoked) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [self._encode(i) for i in items],
+            )
+            if cursor_day is not None:
+                await self.db.execute(
+                    "INSERT OR IGNORE INTO items (pk, sk, data) VALUES (?, ?, ?)",
+                    (it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK, json.dumps({"day": cursor_day})),
                 )
-                if cursor_day is not None:
-                    await self.db.execute(
-                        "INSERT OR IGNORE INTO items (pk, sk, data) VALUES (?, ?, ?)",
-                        (it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK, json.dumps({"day": cursor_day})),
-                    )
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute("COMMIT")
-        except sqlite3.IntegrityError as exc:
-            raise CatalogError(f"catalog conflict: {exc}") from exc
-        except sqlite3.Error as exc:
-            raise CatalogError(f"catalog write failed: {exc}") from exc
+            return True
+
+        await self._in_transaction(body)
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
         try:
@@ -265,16 +259,14 @@ class SqliteCatalog:
 
     @serialized
     async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
-        try:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                found = await self._delete_asset_locked(asset_id, due)
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            await self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise CatalogError(f"catalog delete failed: {exc}") from exc
+        found = False
+
+        async def body() -> bool:
+            nonlocal found
+            found = await self._delete_asset_locked(asset_id, due)
+            return True  # commit either way: a leftover expiry entry goes even if the asset is gone
+
+        await self._in_transaction(body)
         return found
 
     async def _delete_asset_locked(self, asset_id: str, due: DueAsset | None) -> bool:
