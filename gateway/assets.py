@@ -119,8 +119,15 @@ class AssetService:
         flag = (want or "").strip().lower()
         if flag not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
             raise BadRequest("token must be 1/true or 0/false", code="invalid_token_flag")
-        req = TokenRequest(self.parse_expiry(expiry), self.parse_max_downloads(max_downloads))
+        req = self.mint_request(expiry, max_downloads)
         return req if flag in ("1", "true", "yes", "on") else None
+
+    def mint_request(self, expiry: str | int | None, max_downloads: str | int | None) -> TokenRequest:
+        """Parameters of a token that is always wanted (minting endpoints, bundles)."""
+        return TokenRequest(
+            self.parse_expiry(None if expiry is None else str(expiry)),
+            self.parse_max_downloads(max_downloads),
+        )
 
     def parse_retention(self, raw: str | None) -> int | None:
         """``expires``: how long the asset itself lives (None: until deleted). Same formats as expiry."""

@@ -308,7 +308,6 @@ async def create_bundle(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     body = await read_json(request, BundleRequest, max_bytes=MAX_ZIP_REQUEST)
     name = validate_name(body.name)
-    req = svc.token_request("1", None if body.expiry is None else str(body.expiry), body.max_downloads)
-    assert req is not None
+    req = svc.mint_request(body.expiry, body.max_downloads)
     issued = await svc.mint_bundle(body.assets, req, owner=principal(request).id, name=name)
     return token_created(request, issued)

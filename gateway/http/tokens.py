@@ -31,8 +31,7 @@ async def create_token(request: web.Request) -> web.Response:
     """POST /asset/{id}/tokens"""
     svc = request.app[SERVICE]
     body = await read_json(request, TokenCreateRequest, max_bytes=MAX_JSON, allow_empty=True)
-    req = svc.token_request("1", None if body.expiry is None else str(body.expiry), body.max_downloads)
-    assert req is not None
+    req = svc.mint_request(body.expiry, body.max_downloads)
     issued = await svc.mint(request.match_info["id"], req, owner=principal(request).id)
     return token_created(request, issued)
 
