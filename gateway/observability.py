@@ -72,6 +72,8 @@ class Timed:
         self._metrics = metrics
 
     def __getattr__(self, name: str) -> Any:
+        """Called once per method name: the wrapper is cached on the instance, so later calls cost
+        nothing extra (no per-call closure or metric-label lookup)."""
         attr = getattr(self._inner, name)
         if not inspect.iscoroutinefunction(attr):
             return attr
@@ -89,6 +91,7 @@ class Timed:
             finally:
                 latency.observe(time.perf_counter() - start)
 
+        self.__dict__[name] = timed
         return timed
 
 
