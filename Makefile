@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test lint typecheck unit bench clean
+.PHONY: serve test test-real lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
+
+# The same backend-facing suites against Ceph radosgw + DynamoDB Local in a private network namespace.
+test-real: $(STAMP)
+	bash scripts/real-lane.sh install
+	bash scripts/real-lane.sh run -- env TEST_BACKENDS=real $(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/stream.py --size-mib 2048 --pairs local,moto

@@ -2,7 +2,13 @@
 
 - ``local``: filesystem blobs + SQLite catalog (the embedded default);
 - ``moto``: S3 + DynamoDB served by an in-process ThreadedMotoServer on 127.0.0.1, reached over real
-  HTTP by real botocore, so the adapters are exercised exactly as in production.
+  HTTP by real botocore, so the adapters are exercised exactly as in production;
+- ``real``: Ceph radosgw + AWS DynamoDB Local, started by ``scripts/real-lane.sh`` (``make test-real``),
+  which exports their endpoints as ``REAL_*`` variables. moto is lenient (bad Content-MD5, odd names,
+  everything in RAM); this lane is what says the adapters work against production engines.
+
+``TEST_BACKENDS`` (comma list, default ``local,moto``) picks the pairs. In the real lane only tests that
+touch a backend run: the parsers and pure-logic tests have nothing new to learn from Ceph.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from gateway.ports import BlobStore, Catalog
 from gateway.storage import blob_store_from_settings
 
 os.environ.update(
-    AWS_ACCESS_KEY_ID="testing",
-    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_ACCESS_KEY_ID=os.environ.get("REAL_AWS_ACCESS_KEY_ID", "testing"),
+    AWS_SECRET_ACCESS_KEY=os.environ.get("REAL_AWS_SECRET_ACCESS_KEY", "testing"),
     AWS_DEFAULT_REGION="us-east-1",
     AWS_EC2_METADATA_DISABLED="true",
 )
@@ -33,7 +39,19 @@ os.environ.pop("AWS_PROFILE", None)
 for _key in [k for k in os.environ if k.startswith("GATEWAY_")]:
     os.environ.pop(_key)
 
-BACKENDS = ["local", "moto"]
+BACKENDS = [b.strip() for b in os.environ.get("TEST_BACKENDS", "local,moto").split(",") if b.strip()]
+REMOTE_BACKENDS = [b for b in BACKENDS if b != "local"]  # the S3 + DynamoDB pairs
+if "real" in BACKENDS and not os.environ.get("REAL_S3_ENDPOINT"):
+    raise RuntimeError("TEST_BACKENDS=real needs the lane's endpoints: run `make test-real`")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if BACKENDS != ["real"]:
+        return
+    keep = [i for i in items if {"backend_kind", "remote_kind"} & set(getattr(i, "fixturenames", ()))]
+    config.hook.pytest_deselected(items=[i for i in items if i not in keep])
+    items[:] = keep
+
 
 # Property tests draw the same examples every run (CI must not go red on a lucky draw); explore with
 # `pytest --hypothesis-profile=explore`, and pin anything it finds as an explicit test.
@@ -42,6 +60,19 @@ from hypothesis import settings as hypothesis_settings  # noqa: E402
 hypothesis_settings.register_profile("deterministic", derandomize=True, max_examples=300, deadline=None)
 hypothesis_settings.register_profile("explore", max_examples=3000, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """`gateway.cli.main` configures the root logger for a real process; tests that call it must not
+    leave later tests logging into a captured stream pytest has since closed."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +86,15 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
-def backend_settings(kind: str, tmp_path: Path, moto_endpoint: str | None, **extra: Any) -> Settings:
+def remote_endpoints(kind: str, request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(S3 endpoint, DynamoDB endpoint) of a remote pair."""
+    if kind == "real":
+        return os.environ["REAL_S3_ENDPOINT"], os.environ["REAL_DYNAMODB_ENDPOINT"]
+    moto = str(request.getfixturevalue("moto_endpoint"))
+    return moto, moto
+
+
+def backend_settings(kind: str, tmp_path: Path, endpoints: tuple[str, str] | None, **extra: Any) -> Settings:
     base: dict[str, Any] = {
         "s3_part_size": 5 * MiB,
         "auto_init": True,
@@ -67,11 +106,12 @@ def backend_settings(kind: str, tmp_path: Path, moto_endpoint: str | None, **ext
             "catalog_url": f"sqlite:///{tmp_path}/catalog.db",
         }
     else:
-        assert moto_endpoint
+        assert endpoints
+        s3, ddb = endpoints
         name = f"t{uuid.uuid4().hex[:16]}"
         base |= {
-            "storage_url": f"s3://{name}/pfx?region=us-east-1&endpoint={moto_endpoint}",
-            "catalog_url": f"dynamodb://{name}?region=us-east-1&endpoint={moto_endpoint}",
+            "storage_url": f"s3://{name}/pfx?region=us-east-1&endpoint={s3}",
+            "catalog_url": f"dynamodb://{name}?region=us-east-1&endpoint={ddb}",
         }
     return Settings(**(base | extra))
 
@@ -81,12 +121,23 @@ def backend_kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=REMOTE_BACKENDS)
+def remote_kind(request: pytest.FixtureRequest) -> str:
+    """For tests that only an S3 + DynamoDB pair can express (a proxy in front of S3, say)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def remote_settings(remote_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    return backend_settings(remote_kind, tmp_path, remote_endpoints(remote_kind, request))
+
+
 @pytest.fixture
 def settings_factory(backend_kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
-    endpoint = request.getfixturevalue("moto_endpoint") if backend_kind == "moto" else None
+    endpoints = remote_endpoints(backend_kind, request) if backend_kind != "local" else None
 
     def make(**extra: Any) -> Settings:
-        return backend_settings(backend_kind, tmp_path, endpoint, **extra)
+        return backend_settings(backend_kind, tmp_path, endpoints, **extra)
 
     return make
 

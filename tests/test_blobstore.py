@@ -53,6 +53,16 @@ async def test_ranged_reads(store: BlobStore) -> None:
     assert await read_all(store, "ranged", PART + 90) == data[PART + 90 :]
 
 
+async def test_zero_length_reads(store: BlobStore) -> None:
+    """An empty object, or an empty slice of one: S3 has no Range for zero bytes (real engines say 416)."""
+    await store.write("empty", chunks_of(b""), size_hint=0)
+    await store.write("full", chunks_of(b"abc"), size_hint=3)
+    assert await read_all(store, "empty", 0, 0) == b""
+    assert await read_all(store, "full", 1, 0) == b""
+    with pytest.raises(NotFound):
+        await store.open("no/such/key", 0, 0)
+
+
 async def test_missing_key_and_idempotent_delete(store: BlobStore) -> None:
     with pytest.raises(NotFound):
         await store.open("no/such/key")

@@ -1,4 +1,4 @@
-"""`gateway init` against real botocore (moto server): idempotent, table with TTL, bucket."""
+"""`gateway init` against real botocore (moto, Ceph + DynamoDB Local): idempotent, table with TTL, bucket."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def test_init_is_idempotent(backend_kind: str, settings: Settings, monkeypatch: 
     monkeypatch.setenv("GATEWAY_CATALOG_URL", settings.catalog_url)
     assert main(["init"]) == 0
     assert main(["init"]) == 0
-    if backend_kind == "moto":
+    if backend_kind != "local":
         from urllib.parse import parse_qs, urlsplit
 
         parts = urlsplit(settings.catalog_url)
@@ -28,7 +28,8 @@ def test_init_is_idempotent(backend_kind: str, settings: Settings, monkeypatch: 
             {"AttributeName": "SK", "KeyType": "RANGE"},
         ]
         bucket = urlsplit(settings.storage_url).netloc
-        boto3.client("s3", endpoint_url=endpoint).head_bucket(Bucket=bucket)
+        s3_endpoint = parse_qs(urlsplit(settings.storage_url).query)["endpoint"][0]
+        boto3.client("s3", endpoint_url=s3_endpoint).head_bucket(Bucket=bucket)
     else:
         assert settings.catalog_url.startswith("sqlite:///")
         from pathlib import Path

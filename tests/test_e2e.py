@@ -21,7 +21,7 @@ CSV = b"id,name\n1,alpha\n2,beta\n"
 @pytest.fixture
 def served(backend_kind: str, settings: Settings, tmp_path: Path) -> Iterator[str]:
     env = {"GATEWAY_AUTO_INIT": "true"}
-    if backend_kind == "moto":  # the embedded default needs no configuration at all
+    if backend_kind != "local":  # the embedded default needs no configuration at all
         env |= {"GATEWAY_STORAGE_URL": settings.storage_url, "GATEWAY_CATALOG_URL": settings.catalog_url}
     with running_gateway(tmp_path, env) as base:
         yield base

@@ -19,7 +19,7 @@ async def test_download_limit_exact_across_two_processes(
     backend_kind: str, settings: Settings, tmp_path: Path
 ) -> None:
     env = {"GATEWAY_AUTO_INIT": "true"}
-    if backend_kind == "moto":
+    if backend_kind != "local":
         env |= {"GATEWAY_STORAGE_URL": settings.storage_url, "GATEWAY_CATALOG_URL": settings.catalog_url}
     data = os.urandom(256 * 1024)
     with (

@@ -52,7 +52,8 @@ async def test_docs_page_works_offline(client: TestClient[Any, Any]) -> None:
 async def test_metrics(client: TestClient[Any, Any]) -> None:
     body = await upload(client, "m.bin", b"x" * 1000, token="1", max_downloads="1")
     url = f"/asset-token/{body['token']['token']}"
-    assert (await client.get(url)).status == 200
+    first = await client.get(url)
+    assert first.status == 200 and await first.read() == b"x" * 1000  # body sent before we look
     assert (await client.get(url)).status == 410
     resp = await client.get("/metrics")
     assert resp.status == 200 and resp.content_type.startswith("text/plain")
@@ -83,7 +84,7 @@ async def test_request_ids_and_json_logs(
     body = await upload(client, "l.bin", b"log me", token="1")
     secret = body["token"]["token"]
     resp = await client.get(f"/asset-token/{secret}?x={secret}", headers={"X-Request-ID": "req-42"})
-    assert resp.headers["X-Request-ID"] == "req-42"
+    assert resp.headers["X-Request-ID"] == "req-42" and await resp.read() == b"log me"  # logged when done
     resp = await client.get("/healthcheck", headers={"X-Request-ID": "bad id\twith junk"})
     assert re.fullmatch(r"[0-9a-f]{32}", resp.headers["X-Request-ID"])
     resp = await client.get("/asset/6b84149d-332c-4152-bb73-0ca9da463eaf")  # errors get one too

@@ -193,6 +193,10 @@ class S3BlobStore:
 
     # -- reads ---------------------------------------------------------------------------------------
     async def open(self, key: str, offset: int = 0, length: int | None = None) -> _S3Reader:
+        if length == 0:  # no Range header can ask for zero bytes (RGW/AWS answer 416); check it exists
+            if not await self.exists(key):
+                raise NotFound(f"blob {key} not found")
+            return _S3Reader(None, self.chunk_size)
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
         if offset or length is not None:
             end = "" if length is None else str(offset + length - 1)
@@ -262,9 +266,9 @@ class S3BlobStore:
 
 class _S3Reader:
     def __init__(self, body: Any, chunk_size: int) -> None:
-        self._body = body
+        self._body = body  # None: an empty read
         self._chunk = chunk_size
-        self._closed = False
+        self._closed = body is None
 
     def __aiter__(self) -> _S3Reader:
         return self
@@ -285,7 +289,8 @@ class _S3Reader:
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
-            self._body.close()
+            if self._body is not None:
+                self._body.close()
 
 
 def _code(exc: ClientError) -> str:
