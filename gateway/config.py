@@ -49,6 +49,15 @@ class Settings(BaseSettings):
     s3_part_size: int = Field(default=8 * MiB, ge=5 * MiB, le=5 * GiB)
     s3_parts_in_flight: int = Field(default=2, ge=1, le=64)
     read_chunk_size: int = Field(default=1 * MiB, ge=4096)
+    backend_connect_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to connect to S3/DynamoDB."
+    )
+    backend_read_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds an S3/DynamoDB call may wait for a byte before a retry."
+    )
+    backend_max_attempts: int = Field(
+        default=4, ge=1, le=10, description="Attempts per S3/DynamoDB call (backoff with jitter between)."
+    )
 
     redirect_downloads: bool = Field(
         default=False, description="Token downloads answer 302 to a presigned storage URL (S3 only)."

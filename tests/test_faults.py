@@ -1,4 +1,4 @@
-"""Faults: a gateway killed mid-upload, and a storage backend that fails (a fault-injecting proxy)."""
+"""Faults: a gateway killed mid-upload, and S3 or DynamoDB failing in every way a network can fail."""
 
 from __future__ import annotations
 
@@ -9,18 +9,29 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from gateway.config import Settings
 from tests.conftest import Inspector
-from tests.helpers import chunked, running_gateway
+from tests.faultproxy import (
+    Action,
+    Reset,
+    Respond,
+    Stall,
+    Truncate,
+    dynamodb_op,
+    endpoint_of,
+    fault_proxy,
+    is_get_object,
+    is_upload_part,
+    via,
+)
+from tests.helpers import chunked, error_code, running_gateway, upload
 
 MiB = 1024 * 1024
 
@@ -63,94 +74,135 @@ def test_kill_9_mid_upload_then_gc(backend_kind: str, settings: Settings, tmp_pa
     assert inspector.multipart_uploads() == [] and inspector.blob_keys() == []
 
 
-# -- a storage backend that fails ---------------------------------------------------------------------
-Fault = Callable[[web.Request], int | None]  # status to answer instead of forwarding, or None
+# -- a backend that fails (tests/faultproxy.py between the gateway and S3 or DynamoDB) ----------------
+# Short timeouts and few attempts so a stalled backend is given up on within seconds.
+QUICK = {"backend_read_timeout": 1.0, "backend_max_attempts": 3}
+ATTEMPTS = QUICK["backend_max_attempts"]
+STALL = Stall(seconds=3.0)
+FAILURES = [Respond(500), Reset(), STALL]
 
 
-async def faulty_proxy(upstream: str, fault: Fault) -> AsyncIterator[str]:
-    session = aiohttp.ClientSession(auto_decompress=False)
-
-    async def forward(request: web.Request) -> web.StreamResponse:
-        status = fault(request)
-        if status is not None:
-            await request.read()
-            body = b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"
-            return web.Response(status=status, body=body, content_type="application/xml")
-        # Host stays as the gateway sent it: it is part of the SigV4 signature real S3 engines check.
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
-        async with session.request(
-            request.method, upstream + request.path_qs, headers=headers, data=await request.read()
-        ) as up:
-            body = await up.read()
-            drop = ("content-length", "transfer-encoding", "content-encoding", "connection")
-            out = {k: v for k, v in up.headers.items() if k.lower() not in drop}
-            return web.Response(status=up.status, body=body, headers=out)
-
-    app = web.Application(client_max_size=64 * MiB)
-    app.router.add_route("*", "/{tail:.*}", forward)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        yield str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
-        await session.close()
+def quick(settings: Settings) -> Settings:
+    return settings.model_copy(update=QUICK)
 
 
-def via(settings: Settings, proxy: str) -> Settings:
-    parts = urlsplit(settings.storage_url)
-    endpoint = parse_qs(parts.query)["endpoint"][0]
-    return settings.model_copy(update={"storage_url": settings.storage_url.replace(endpoint, proxy)})
+def assert_nothing_stored(settings: Settings) -> None:
+    inspector = Inspector(settings)
+    assert inspector.multipart_uploads() == []
+    assert inspector.blob_keys() == []
+    assert inspector.catalog_items() == []
 
 
-def is_upload_part(request: web.Request) -> bool:
-    return request.method == "PUT" and "partNumber" in request.query
-
-
+@pytest.mark.parametrize("failure", FAILURES, ids=repr)
 async def test_storage_failing_mid_upload_gives_502_and_stores_nothing(
-    remote_settings: Settings, make_client: Any
+    remote_settings: Settings, make_client: Any, failure: Action
 ) -> None:
-    calls = {"parts": 0}
+    parts = {"seen": 0}
 
-    def fault(request: web.Request) -> int | None:
+    def rule(request: web.Request) -> Action | None:
         if is_upload_part(request):
-            calls["parts"] += 1
-            return 500 if calls["parts"] > 1 else None  # the first part lands, then storage breaks
+            parts["seen"] += 1
+            return failure if parts["seen"] > 1 else None  # the first part lands, then storage breaks
         return None
 
-    async for proxy in faulty_proxy(
-        parse_qs(urlsplit(remote_settings.storage_url).query)["endpoint"][0], fault
-    ):
-        client = await make_client(via(remote_settings, proxy))
+    async with fault_proxy(endpoint_of(remote_settings.storage_url), rule) as proxy:
+        client = await make_client(via(quick(remote_settings), storage=proxy))
         resp = await client.put("/asset/broken.bin", data=chunked(os.urandom(12 * MiB)))
         assert resp.status == 502
-        body = await resp.json()
-        assert body["error"]["code"] == "storage_error"
-        assert 2 < calls["parts"] <= 2 + 4  # retried within bounds, then given up
-    inspector = Inspector(remote_settings)
-    assert (
-        inspector.multipart_uploads() == []
-        and inspector.blob_keys() == []
-        and inspector.catalog_items() == []
-    )
+        assert await error_code(resp) == ("storage_timeout" if failure == STALL else "storage_error")
+        # part 2 (and part 3, if it was already in flight) each tried exactly ATTEMPTS times, then given up
+        assert parts["seen"] - 1 in (ATTEMPTS, 2 * ATTEMPTS)
+    assert_nothing_stored(remote_settings)
 
 
-async def test_transient_storage_errors_are_retried(remote_settings: Settings, make_client: Any) -> None:
-    failures = {"left": 2}
+@pytest.mark.parametrize("failure", [Respond(503), Reset(), STALL], ids=repr)
+async def test_transient_storage_errors_on_upload_are_retried(
+    remote_settings: Settings, make_client: Any, failure: Action
+) -> None:
+    left = {"failures": ATTEMPTS - 1}
 
-    def fault(request: web.Request) -> int | None:
-        if is_upload_part(request) and failures["left"]:
-            failures["left"] -= 1
-            return 503
+    def rule(request: web.Request) -> Action | None:
+        if is_upload_part(request) and left["failures"]:
+            left["failures"] -= 1
+            return failure
         return None
 
-    async for proxy in faulty_proxy(
-        parse_qs(urlsplit(remote_settings.storage_url).query)["endpoint"][0], fault
-    ):
-        client = await make_client(via(remote_settings, proxy))
+    async with fault_proxy(endpoint_of(remote_settings.storage_url), rule) as proxy:
+        client = await make_client(via(quick(remote_settings), storage=proxy))
         data = os.urandom(11 * MiB)
         resp = await client.put("/asset/flaky.bin", data=chunked(data))
         assert resp.status == 201, await resp.text()
+        assert left["failures"] == 0
         got = await client.get(f"/asset/{(await resp.json())['asset']['id']}")
         assert await got.read() == data
-        assert failures["left"] == 0
+
+
+@pytest.mark.parametrize("failure", [Respond(503), Reset(), STALL, Truncate(after=MiB + 123)], ids=repr)
+async def test_transient_storage_errors_on_download_are_retried(
+    remote_settings: Settings, make_client: Any, failure: Action
+) -> None:
+    """Before the headers botocore retries; a body broken mid-stream is resumed from the next byte."""
+    armed = {"failures": 0, "gets": 0}
+
+    def rule(request: web.Request) -> Action | None:
+        if is_get_object(request):
+            armed["gets"] += 1
+            if armed["failures"]:
+                armed["failures"] -= 1
+                return failure
+        return None
+
+    async with fault_proxy(endpoint_of(remote_settings.storage_url), rule) as proxy:
+        client = await make_client(via(quick(remote_settings), storage=proxy))
+        data = os.urandom(6 * MiB)
+        asset = (await upload(client, "r.bin", data))["asset"]["id"]
+        for headers, want in [({}, data), ({"Range": "bytes=1000-4000000"}, data[1000:4000001])]:
+            armed |= {"failures": 1, "gets": 0}
+            got = await client.get(f"/asset/{asset}", headers=headers)
+            assert got.status == (206 if headers else 200)
+            assert await got.read() == want
+            assert armed == {"failures": 0, "gets": 2}
+
+
+async def test_download_broken_for_good_aborts_the_connection(
+    remote_settings: Settings, make_client: Any
+) -> None:
+    """Past the headers there is no status left to send: the client must see a broken body, not a short
+    one that looks complete (Content-Length is exact, and the connection is dropped)."""
+    gets = {"n": 0, "armed": False}
+
+    def rule(request: web.Request) -> Action | None:
+        if is_get_object(request) and gets["armed"]:
+            gets["n"] += 1
+            return Truncate(after=100_000)
+        return None
+
+    async with fault_proxy(endpoint_of(remote_settings.storage_url), rule) as proxy:
+        client = await make_client(via(quick(remote_settings), storage=proxy))
+        asset = (await upload(client, "b.bin", os.urandom(3 * MiB)))["asset"]["id"]
+        gets["armed"] = True
+        got = await client.get(f"/asset/{asset}")
+        assert got.status == 200 and got.content_length == 3 * MiB
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await got.read()
+        assert gets["n"] == 1 + 3  # the first GET and three resumes (_S3Reader.RESUMES, per download)
+
+
+async def test_catalog_failing_after_bytes_written_cleans_up_the_blob(
+    remote_settings: Settings, make_client: Any
+) -> None:
+    """DynamoDB answers 500 to the commit transaction: the uploaded object must be deleted again."""
+    commits = {"n": 0}
+
+    def rule(request: web.Request) -> Action | None:
+        if dynamodb_op(request) == "TransactWriteItems":
+            commits["n"] += 1
+            return Respond(500)
+        return None
+
+    async with fault_proxy(endpoint_of(remote_settings.catalog_url), rule) as proxy:
+        client = await make_client(via(quick(remote_settings), catalog=proxy))
+        resp = await client.put("/asset/c.bin", data=chunked(os.urandom(12 * MiB)), params={"token": "1"})
+        assert resp.status == 503 and await error_code(resp) == "catalog_unavailable"
+        assert commits["n"] == ATTEMPTS
+    assert_nothing_stored(remote_settings)

@@ -19,10 +19,14 @@ def catalog_from_settings(settings: Settings) -> Catalog:
         path = path[1:] if path.startswith("/") else path
         return SqliteCatalog(path or ":memory:")
     if parts.scheme == "dynamodb":
+        from gateway.awsconfig import CallPolicy
         from gateway.catalog.dynamodb import DynamoCatalog
 
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         return DynamoCatalog(
-            table=parts.netloc, region=query.get("region"), endpoint_url=query.get("endpoint")
+            table=parts.netloc,
+            region=query.get("region"),
+            endpoint_url=query.get("endpoint"),
+            policy=CallPolicy.of(settings),
         )
     raise ValueError(f"unsupported catalog URL scheme {parts.scheme!r} (use sqlite:// or dynamodb://)")

@@ -15,10 +15,10 @@ from decimal import Decimal
 from typing import Any
 
 import aioboto3
-from aiobotocore.config import AioConfig
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from gateway.awsconfig import DEFAULT_POLICY, CallPolicy
 from gateway.catalog import items as it
 from gateway.errors import CatalogError
 from gateway.records import Asset, DueAsset, NewAsset, Token, Version
@@ -63,10 +63,18 @@ def _code(exc: ClientError) -> str:
 
 
 class DynamoCatalog:
-    def __init__(self, *, table: str, region: str | None = None, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        table: str,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        policy: CallPolicy = DEFAULT_POLICY,
+    ) -> None:
         if not table:
             raise ValueError("DynamoDB catalog URL needs a table: dynamodb://table")
         self.table = table
+        self.policy = policy
         self.region = region
         self.endpoint_url = endpoint_url
         self._stack = AsyncExitStack()
@@ -74,12 +82,7 @@ class DynamoCatalog:
 
     async def start(self) -> None:
         session = aioboto3.Session()
-        config = AioConfig(
-            retries={"max_attempts": 4, "mode": "standard"},
-            connect_timeout=5,
-            read_timeout=20,
-            max_pool_connections=50,
-        )
+        config = self.policy.config(max_pool_connections=50)
         self._client = await self._stack.enter_async_context(
             session.client("dynamodb", region_name=self.region, endpoint_url=self.endpoint_url, config=config)
         )

@@ -17,6 +17,7 @@ def blob_store_from_settings(settings: Settings) -> BlobStore:
         path = (parts.netloc + parts.path) or "."
         return FilesystemBlobStore(path, chunk_size=settings.read_chunk_size)
     if parts.scheme == "s3":
+        from gateway.awsconfig import CallPolicy
         from gateway.storage.s3 import S3BlobStore
 
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -29,5 +30,6 @@ def blob_store_from_settings(settings: Settings) -> BlobStore:
             parts_in_flight=settings.s3_parts_in_flight,
             max_object_size=settings.max_upload_size,
             chunk_size=settings.read_chunk_size,
+            policy=CallPolicy.of(settings),
         )
     raise ValueError(f"unsupported storage URL scheme {parts.scheme!r} (use file:// or s3://)")

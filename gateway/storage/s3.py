@@ -20,9 +20,10 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import aioboto3
-from aiobotocore.config import AioConfig
-from botocore.exceptions import BotoCoreError, ClientError
+import aiohttp
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
+from gateway.awsconfig import DEFAULT_POLICY, CallPolicy
 from gateway.errors import NotFound, StorageError
 from gateway.ports import BlobEntry, WriteResult
 
@@ -44,6 +45,7 @@ class S3BlobStore:
         parts_in_flight: int = 2,
         max_object_size: int = 64 * 1024 * MiB,
         chunk_size: int = MiB,
+        policy: CallPolicy = DEFAULT_POLICY,
     ) -> None:
         if not bucket:
             raise ValueError("S3 storage URL needs a bucket: s3://bucket/prefix")
@@ -55,16 +57,14 @@ class S3BlobStore:
         self.parts_in_flight = parts_in_flight
         self.max_object_size = max_object_size
         self.chunk_size = chunk_size
+        self.policy = policy
         self._stack = AsyncExitStack()
         self._client: Any = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
         session = aioboto3.Session()
-        config = AioConfig(
-            retries={"max_attempts": 4, "mode": "standard"},
-            connect_timeout=10,
-            read_timeout=60,
+        config = self.policy.config(
             max_pool_connections=max(10, self.parts_in_flight * 4),
             signature_version="s3v4",  # also for presigned URLs (SigV2 is deprecated)
             s3={"addressing_style": "path"} if self.endpoint_url else None,
@@ -196,20 +196,26 @@ class S3BlobStore:
         if length == 0:  # no Range header can ask for zero bytes (RGW/AWS answer 416); check it exists
             if not await self.exists(key):
                 raise NotFound(f"blob {key} not found")
-            return _S3Reader(None, self.chunk_size)
+            return _S3Reader(self, key, None, 0, 0, "")
+        end = None if length is None else offset + length
+        resp = await self._get(key, offset, end, if_match=None)
+        return _S3Reader(self, key, resp["Body"], offset, end, resp.get("ETag", ""))
+
+    async def _get(self, key: str, offset: int, end: int | None, *, if_match: str | None) -> Any:
+        """GetObject of bytes [offset, end) (end None: to the end of the object)."""
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
-        if offset or length is not None:
-            end = "" if length is None else str(offset + length - 1)
-            kwargs["Range"] = f"bytes={offset}-{end}"
+        if offset or end is not None:
+            kwargs["Range"] = f"bytes={offset}-{'' if end is None else end - 1}"
+        if if_match:
+            kwargs["IfMatch"] = if_match
         try:
-            resp = await self.client.get_object(**kwargs)
+            return await self.client.get_object(**kwargs)
         except ClientError as exc:
             if _code(exc) in _MISSING_CODES:
                 raise NotFound(f"blob {key} not found") from None
             raise _storage_error("get_object", exc) from exc
         except BotoCoreError as exc:
             raise _storage_error("get_object", exc) from exc
-        return _S3Reader(resp["Body"], self.chunk_size)
 
     async def exists(self, key: str) -> bool:
         try:
@@ -265,10 +271,26 @@ class S3BlobStore:
 
 
 class _S3Reader:
-    def __init__(self, body: Any, chunk_size: int) -> None:
+    """A GetObject body read in chunks that survives a broken stream.
+
+    botocore retries a call only until the response headers arrive; a connection reset or stall in the
+    middle of a large body would otherwise fail the whole download. The reader re-requests the rest —
+    ``Range`` from the first byte not yet returned, ``If-Match`` the first response's ETag so a replaced
+    object cannot be spliced in — at most ``RESUMES`` times per reader, so a link that keeps breaking
+    cannot turn one download into an unbounded series of GETs.
+    """
+
+    RESUMES = 3
+
+    def __init__(self, store: S3BlobStore, key: str, body: Any, pos: int, end: int | None, etag: str) -> None:
+        self._store = store
+        self._key = key
         self._body = body  # None: an empty read
-        self._chunk = chunk_size
+        self._pos = pos
+        self._end = end
+        self._etag = etag
         self._closed = body is None
+        self._resumes_left = self.RESUMES
 
     def __aiter__(self) -> _S3Reader:
         return self
@@ -276,21 +298,32 @@ class _S3Reader:
     async def __anext__(self) -> bytes:
         if self._closed:
             raise StopAsyncIteration
-        try:
-            data: bytes = await self._body.read(self._chunk)
-        except (TimeoutError, BotoCoreError, OSError) as exc:
-            await self.aclose()
-            raise StorageError(f"reading from storage failed: {exc}") from exc
+        while True:
+            try:
+                data: bytes = await self._body.read(self._store.chunk_size)
+                break
+            except (TimeoutError, BotoCoreError, OSError, aiohttp.ClientError) as exc:
+                self._body.close()
+                if not self._resumes_left:
+                    self._closed = True
+                    raise StorageError(f"reading from storage failed: {type(exc).__name__}") from exc
+                self._resumes_left -= 1
+                try:
+                    resp = await self._store._get(self._key, self._pos, self._end, if_match=self._etag)
+                except BaseException:
+                    self._closed = True
+                    raise
+                self._body = resp["Body"]
         if not data:
             await self.aclose()
             raise StopAsyncIteration
+        self._pos += len(data)
         return data
 
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
-            if self._body is not None:
-                self._body.close()
+            self._body.close()
 
 
 def _code(exc: ClientError) -> str:
@@ -300,4 +333,6 @@ def _code(exc: ClientError) -> str:
 def _storage_error(op: str, exc: Exception) -> StorageError:
     if isinstance(exc, ClientError):
         return StorageError(f"storage {op} failed: {_code(exc) or 'error'}")
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError):
+        return StorageError(f"storage {op} timed out", code="storage_timeout")
     return StorageError(f"storage {op} failed: {type(exc).__name__}")
