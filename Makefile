@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: serve test test-real lint typecheck unit bench clean
+.PHONY: serve test test-real lint typecheck unit bench bench-real clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test-real: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/stream.py --size-mib 2048 --pairs local,moto
+
+bench-real: $(STAMP)
+	bash scripts/real-lane.sh install
+	bash scripts/real-lane.sh run -- sh -c '$(BIN)/python benchmarks/stream.py --size-mib 1024 --pairs real \
+	  && $(BIN)/python benchmarks/load.py --pairs real'
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

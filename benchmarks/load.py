@@ -6,6 +6,7 @@ connection loops: 70 % download a random seeded asset (sometimes a Range, someti
 latency per kind, and the gateway's peak RSS.
 
     python benchmarks/load.py [--connections 500] [--seconds 60] [--pairs local,moto]
+    make bench-real   # pair "real": Ceph radosgw + DynamoDB Local, inside scripts/real-lane.sh
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ The gateway's peak RSS growth is read from /proc (VmHWM after resetting it via c
 memory a transfer really cost the server process. Bodies are generated on the fly, never held whole.
 
     python benchmarks/stream.py [--size-mib 2048] [--pairs local,moto]
+    make bench-real   # pair "real": Ceph radosgw + DynamoDB Local, inside scripts/real-lane.sh
 """
 
 from __future__ import annotations
@@ -98,8 +99,8 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
 
 
 def bench_credentials() -> None:
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", os.environ.get("REAL_AWS_ACCESS_KEY_ID", "bench"))
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", os.environ.get("REAL_AWS_SECRET_ACCESS_KEY", "bench"))
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
 
@@ -109,6 +110,16 @@ async def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t
 
 
+def remote_endpoints(pair: str, moto_url: str | None) -> tuple[str, str]:
+    """(S3, DynamoDB) endpoints: moto's, or the real lane's (run under `scripts/real-lane.sh run --`)."""
+    if pair == "real":
+        if "REAL_S3_ENDPOINT" not in os.environ:
+            raise SystemExit("pair 'real' runs inside the lane: make bench-real")
+        return os.environ["REAL_S3_ENDPOINT"], os.environ["REAL_DYNAMODB_ENDPOINT"]
+    assert moto_url
+    return moto_url, moto_url
+
+
 def start_gateway(
     pair: str, workdir: Path, moto_url: str | None, name: str, **env_extra: str
 ) -> tuple[subprocess.Popen[bytes], str]:
@@ -116,11 +127,11 @@ def start_gateway(
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     port = free_port()
     env |= {"GATEWAY_PORT": str(port), "GATEWAY_AUTO_INIT": "true", **env_extra}
-    if pair == "moto":
-        assert moto_url
+    if pair != "local":
+        s3, ddb = remote_endpoints(pair, moto_url)
         env |= {
-            "GATEWAY_STORAGE_URL": f"s3://{name}?endpoint={moto_url}&region=us-east-1",
-            "GATEWAY_CATALOG_URL": f"dynamodb://{name}?endpoint={moto_url}&region=us-east-1",
+            "GATEWAY_STORAGE_URL": f"s3://{name}?endpoint={s3}&region=us-east-1",
+            "GATEWAY_CATALOG_URL": f"dynamodb://{name}?endpoint={ddb}&region=us-east-1",
         }
     proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], cwd=workdir, env=env)
     return proc, f"http://127.0.0.1:{port}"
@@ -168,7 +179,8 @@ async def run_pair(pair: str, size: int, workdir: Path, moto_url: str | None) ->
     if pair == "local":
         store = FilesystemBlobStore(workdir / "direct")
     else:
-        store = S3BlobStore(bucket="bench-direct", endpoint_url=moto_url, region="us-east-1")
+        s3, _ = remote_endpoints(pair, moto_url)
+        store = S3BlobStore(bucket="bench-direct", endpoint_url=s3, region="us-east-1")
     await store.start()
     await store.init()
     try:
