@@ -95,6 +95,8 @@ osd pool default pg num = 8
 osd pool default pgp num = 8
 osd pool default pg autoscale mode = off
 osd crush chooseleaf type = 0
+osd crush update on start = false
+osd class update on start = false
 osd objectstore = memstore
 memstore device bytes = $MEMSTORE_BYTES
 run dir = $LANE_DIR/run
@@ -114,13 +116,29 @@ EOF
   export CEPH_CONF="$conf"
   monmaptool --create --clobber --fsid "$fsid" --add a "127.0.0.1:$MON_PORT" "$LANE_DIR/monmap" >/dev/null
   ceph-mon --mkfs -i a --monmap "$LANE_DIR/monmap" >/dev/null
-  ceph-mon -f -i a 2>>"$LANE_DIR/log/daemons.err" &
+  ceph-mon -f -i a >>"$LANE_DIR/log/daemons.out" 2>&1 &
   wait_for 30 "ceph-mon" ceph --connect-timeout 2 mon stat
   ceph osd new "$osd_uuid" 0 >/dev/null
+  # Place the OSD in the CRUSH map here rather than letting it do so at boot: its own boot-time
+  # commands sometimes reach the monitor before it knows the cluster fsid ('wrong fsid', seen here),
+  # and then it never comes up.
+  ceph osd crush add-bucket localhost host >/dev/null
+  ceph osd crush move localhost root=default >/dev/null
+  ceph osd crush add osd.0 1.0 host=localhost >/dev/null
   ceph-osd --mkfs -i 0 --osd-uuid "$osd_uuid" >/dev/null 2>&1
-  ceph-osd -f -i 0 2>>"$LANE_DIR/log/daemons.err" &
-  wait_for 60 "ceph-osd up" sh -c 'ceph osd dump | grep -q "^osd.0 up"'
-  radosgw -f -n client.rgw.a 2>>"$LANE_DIR/log/daemons.err" &
+  local attempt osd_pid
+  for attempt in 1 2 3; do
+    ceph-osd -f -i 0 >>"$LANE_DIR/log/daemons.out" 2>&1 &
+    osd_pid=$!
+    if wait_for 40 "ceph-osd up" sh -c 'ceph osd dump | grep -q "^osd.0 up"'; then
+      break
+    fi
+    ((attempt < 3)) || return 1
+    log "osd.0 did not come up; restarting it (attempt $((attempt + 1)))"
+    kill "$osd_pid" 2>/dev/null || true
+    wait "$osd_pid" 2>/dev/null || true
+  done
+  radosgw -f -n client.rgw.a >>"$LANE_DIR/log/daemons.out" 2>&1 &
   wait_for 90 "radosgw" curl -sf "http://127.0.0.1:$S3_PORT/"
   radosgw-admin user create --uid=gateway --display-name=gateway \
     --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" >/dev/null
