@@ -344,6 +344,8 @@ class AssetService:
         if asset is None or asset.expired(self.clock()) or (owner is not None and asset.owner != owner):
             raise NotFound("unknown asset", code="asset_not_found")
         wanted = asset.latest_version if version is None else version
+        if asset.latest is not None and asset.latest.version == wanted:
+            return asset, asset.latest  # one catalog read for the common case
         found = await self.catalog.get_version(asset_id, wanted)
         if found is None:
             raise NotFound(f"asset has no version {wanted}", code="version_not_found")
@@ -366,7 +368,9 @@ class AssetService:
             if asset is None or asset.expired(now) or (owner is not None and asset.owner != owner):
                 raise NotFound(f"unknown asset {spec.asset_id}", code="asset_not_found")
             wanted.append((asset.id, asset.latest_version if spec.version is None else spec.version))
-        versions = await self.catalog.get_versions(wanted)
+        known = {(a.id, a.latest.version): a.latest for a in assets.values() if a.latest is not None}
+        missing = [key for key in wanted if key not in known]
+        versions = known | (await self.catalog.get_versions(missing) if missing else {})
         out = []
         for key in wanted:
             version = versions.get(key)
@@ -507,8 +511,13 @@ class AssetService:
         live = [
             assets[i] for i in ids if i in assets and not assets[i].expired(now) and assets[i].owner == owner
         ]
-        versions = await self.catalog.get_versions([(a.id, a.latest_version) for a in live])
-        out = [(a, versions[(a.id, a.latest_version)]) for a in live if (a.id, a.latest_version) in versions]
+        missing = [(a.id, a.latest_version) for a in live if a.latest is None]
+        versions = await self.catalog.get_versions(missing) if missing else {}
+        out = []
+        for a in live:
+            latest = a.latest or versions.get((a.id, a.latest_version))
+            if latest is not None:
+                out.append((a, latest))
         return out, next_key
 
     # -- retention -----------------------------------------------------------------------------------

@@ -186,6 +186,29 @@ async def test_add_version_is_conditional(catalog: Catalog) -> None:
     assert (await catalog.get_version(new.asset.id, 1)) == v1
 
 
+async def test_asset_carries_a_copy_of_its_latest_version(catalog: Catalog) -> None:
+    """The copy that lets a download read one item: written at creation, moved by add_version, and
+    kept in step by set_crc32 (only while that version is still the latest)."""
+    from dataclasses import replace
+
+    new = make_asset()
+    new = NewAsset(new.asset, replace(new.version, crc32=None))
+    await catalog.create_assets([new])
+    asset = await catalog.get_asset(new.asset.id)
+    assert asset is not None and asset.latest == new.version
+    await catalog.set_crc32(new.asset.id, 0, 777)
+    asset = await catalog.get_asset(new.asset.id)
+    assert asset is not None and asset.latest == replace(new.version, crc32=777)
+    v1 = replace(new.version, version=1, blob_key="k1", size=7, crc32=None)
+    assert await catalog.add_version(asset, v1) is True
+    (fetched,) = (await catalog.get_assets([new.asset.id])).values()
+    assert fetched.latest == v1 and fetched.latest_version == 1
+    await catalog.set_crc32(new.asset.id, 0, 999)  # an older version: the copy of v1 stays as it is
+    asset = await catalog.get_asset(new.asset.id)
+    assert asset is not None and asset.latest == v1
+    assert (await catalog.get_version(new.asset.id, 0)) == replace(new.version, crc32=999)
+
+
 async def test_expire_asset_enters_the_index(catalog: Catalog) -> None:
     new = make_asset()
     await catalog.create_assets([new])

@@ -282,11 +282,13 @@ async def test_zip64_over_four_gib(make_client: Any, tmp_path: Path) -> None:
     check_with_tools(path)
 
 
-def strip_crc(settings: Any, asset_id: str) -> None:
-    """Make a version look imported from elsewhere: no CRC-32 in its catalog item."""
+def strip_crc(settings: Any, asset_id: str, *, keep_copy: bool) -> None:
+    """Make a version look imported from elsewhere: no CRC-32 in its catalog item, nor in the asset's
+    copy of it (``keep_copy``), or an asset item from before that copy existed (not ``keep_copy``)."""
     from urllib.parse import parse_qs, urlsplit
 
     url = settings.catalog_url
+    meta_change = "json_remove(data, '$.latest.crc32')" if keep_copy else "json_remove(data, '$.latest')"
     if url.startswith("sqlite://"):
         import sqlite3
 
@@ -294,6 +296,9 @@ def strip_crc(settings: Any, asset_id: str) -> None:
             db.execute(
                 "UPDATE items SET data = json_remove(data, '$.crc32') WHERE pk = ? AND sk LIKE 'V#%'",
                 (f"ASSET#{asset_id}",),
+            )
+            db.execute(
+                f"UPDATE items SET data = {meta_change} WHERE pk = ? AND sk = 'META'", (f"ASSET#{asset_id}",)
             )
         return
     import boto3
@@ -305,17 +310,29 @@ def strip_crc(settings: Any, asset_id: str) -> None:
         Key={"PK": {"S": f"ASSET#{asset_id}"}, "SK": {"S": "V#00000000"}},
         UpdateExpression="REMOVE crc32",
     )
+    ddb.update_item(
+        TableName=parts.netloc,
+        Key={"PK": {"S": f"ASSET#{asset_id}"}, "SK": {"S": "META"}},
+        UpdateExpression="REMOVE latest.crc32" if keep_copy else "REMOVE latest",
+    )
 
 
+@pytest.mark.parametrize("keep_copy", [True, False], ids=["copy-without-crc", "item-without-copy"])
 async def test_member_without_crc_is_read_once_and_backfilled(
-    client: TestClient[Any, Any], settings: Any, tmp_path: Path
+    client: TestClient[Any, Any], settings: Any, tmp_path: Path, keep_copy: bool
 ) -> None:
     data = os.urandom(200_000)
     aid = (await upload(client, "old.bin", data))["asset"]["id"]
-    strip_crc(settings, aid)
+    strip_crc(settings, aid, keep_copy=keep_copy)
     svc = client.app[SERVICE]
     assert (await svc.catalog.get_version(aid, 0)).crc32 is None
+    asset = await svc.catalog.get_asset(aid)
+    assert asset is not None and (asset.latest.crc32 is None if keep_copy else asset.latest is None)
     resp = await client.post("/zip", json={"assets": [aid]})
     assert resp.status == 200
     check_zip(await resp.read(), {"old.bin": data}, tmp_path)  # exact length, correct CRC
     assert (await svc.catalog.get_version(aid, 0)).crc32 == zlib.crc32(data)  # recorded for next time
+    asset = await svc.catalog.get_asset(aid)
+    assert asset is not None and (
+        asset.latest.crc32 == zlib.crc32(data) if keep_copy else asset.latest is None
+    )

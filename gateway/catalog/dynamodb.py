@@ -357,6 +357,13 @@ class DynamoCatalog:
             ConditionExpression="attribute_exists(PK)",
             ExpressionAttributeValues=_to_wire({":crc": crc32}),
         )
+        await self._conditional(  # and the asset's copy, if this is still its latest version
+            Key=_to_wire({"PK": it.asset_pk(asset_id), "SK": it.META}),
+            UpdateExpression="SET latest.crc32 = :crc",
+            ConditionExpression="latest.#v = :v",
+            ExpressionAttributeNames={"#v": "version"},
+            ExpressionAttributeValues=_to_wire({":crc": crc32, ":v": version}),
+        )
 
     async def add_version(self, asset: Asset, version: Version) -> bool:
         return await self._transact(
@@ -365,10 +372,14 @@ class DynamoCatalog:
                     "Update": {
                         "TableName": self.table,
                         "Key": _to_wire({"PK": it.asset_pk(asset.id), "SK": it.META}),
-                        "UpdateExpression": "SET latest_version = :new",
+                        "UpdateExpression": "SET latest_version = :new, latest = :latest",
                         "ConditionExpression": "latest_version = :old",
                         "ExpressionAttributeValues": _to_wire(
-                            {":new": version.version, ":old": asset.latest_version}
+                            {
+                                ":new": version.version,
+                                ":old": asset.latest_version,
+                                ":latest": it.version_fields(version),
+                            }
                         ),
                     }
                 },

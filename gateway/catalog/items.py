@@ -4,7 +4,7 @@ DynamoDB and SQLite store exactly these items (see docs/data-model.md); only the
 Keeping the key layout and the record <-> item mapping here means the two adapters cannot drift apart.
 
     PK                  SK                          what
-    ASSET#<id>          META                        name, owner, content type, latest version
+    ASSET#<id>          META                        name, owner, content type, latest version (+ a copy)
     ASSET#<id>          V#<n, 8 digits>             size, sha256, crc32, blob key, created
     ASSET#<id>          TOKEN#<token_id>            pointer to a token (list/revoke by id)
     TOKEN#<sha256>      TOKEN                       asset ids, expires_at (TTL), limits, counter
@@ -45,7 +45,9 @@ def owner_pk(owner: str) -> str:
     return f"OWNER#{owner}"
 
 
-def asset_item(a: Asset) -> Item:
+def asset_item(a: Asset, latest: Version | None = None) -> Item:
+    """``latest`` (default ``a.latest``) is copied in: a download of the latest version reads one item."""
+    latest = latest or a.latest
     return {
         "PK": asset_pk(a.id),
         "SK": META,
@@ -58,6 +60,7 @@ def asset_item(a: Asset) -> Item:
         "latest_version": a.latest_version,
         **({"asset_expires_at": a.expires_at} if a.expires_at is not None else {}),
         **({"metadata": a.metadata} if a.metadata else {}),
+        **({"latest": version_fields(latest)} if latest is not None else {}),
     }
 
 
@@ -71,6 +74,7 @@ def asset_from(item: Item) -> Asset:
         latest_version=int(item["latest_version"]),
         expires_at=None if item.get("asset_expires_at") is None else int(item["asset_expires_at"]),
         metadata=dict(item.get("metadata") or {}),
+        latest=version_from({**item["latest"], "asset_id": item["asset_id"]}) if item.get("latest") else None,
     )
 
 
@@ -91,12 +95,9 @@ def owner_item(a: Asset) -> Item:
     }
 
 
-def version_item(v: Version) -> Item:
+def version_fields(v: Version) -> Item:
+    """A version's own attributes: its item's body, and the copy in the asset's META item."""
     return {
-        "PK": asset_pk(v.asset_id),
-        "SK": version_sk(v.version),
-        "kind": "version",
-        "asset_id": v.asset_id,
         "version": v.version,
         "size": v.size,
         "sha256": v.sha256,
@@ -104,6 +105,16 @@ def version_item(v: Version) -> Item:
         "blob_key": v.blob_key,
         "created": v.created,
         "content_type": v.content_type,
+    }
+
+
+def version_item(v: Version) -> Item:
+    return {
+        "PK": asset_pk(v.asset_id),
+        "SK": version_sk(v.version),
+        "kind": "version",
+        "asset_id": v.asset_id,
+        **version_fields(v),
     }
 
 
@@ -200,7 +211,7 @@ def due_upper_bound(now: float) -> str:
 
 def new_asset_rows(asset: Asset, version: Version, tokens: tuple[Token, ...]) -> list[Item]:
     """Every item a new asset consists of (the expiry cursor is maintained separately)."""
-    rows = [asset_item(asset), owner_item(asset), version_item(version)]
+    rows = [asset_item(asset, latest=version), owner_item(asset), version_item(version)]
     if asset.expires_at is not None:
         rows.append(expiry_item(asset))
     for token in tokens:

@@ -306,14 +306,25 @@ class SqliteCatalog:
             "UPDATE items SET data = json_set(data, '$.crc32', ?) WHERE pk = ? AND sk = ?",
             (crc32, it.asset_pk(asset_id), it.version_sk(version)),
         )
+        await self._write(  # and the asset's copy, if this is still its latest version
+            "UPDATE items SET data = json_set(data, '$.latest.crc32', ?) "
+            "WHERE pk = ? AND sk = ? AND json_extract(data, '$.latest.version') = ?",
+            (crc32, it.asset_pk(asset_id), it.META, version),
+        )
 
     @serialized
     async def add_version(self, asset: Asset, version: Version) -> bool:
         async def body() -> bool:
             cur = await self.db.execute(
-                "UPDATE items SET data = json_set(data, '$.latest_version', ?) "
+                "UPDATE items SET data = json_set(data, '$.latest_version', ?, '$.latest', json(?)) "
                 "WHERE pk = ? AND sk = ? AND json_extract(data, '$.latest_version') = ?",
-                (version.version, it.asset_pk(asset.id), it.META, asset.latest_version),
+                (
+                    version.version,
+                    json.dumps(it.version_fields(version)),
+                    it.asset_pk(asset.id),
+                    it.META,
+                    asset.latest_version,
+                ),
             )
             if cur.rowcount != 1:
                 return False
