@@ -124,9 +124,9 @@ EOF
   # Place the OSD in the CRUSH map here rather than letting it do so at boot: its own boot-time
   # commands sometimes reach the monitor before it knows the cluster fsid ('wrong fsid', seen here),
   # and then it never comes up.
-  ceph osd crush add-bucket localhost host >/dev/null
-  ceph osd crush move localhost root=default >/dev/null
-  ceph osd crush add osd.0 1.0 host=localhost >/dev/null
+  ceph osd crush add-bucket localhost host >/dev/null 2>&1
+  ceph osd crush move localhost root=default >/dev/null 2>&1
+  ceph osd crush add osd.0 1.0 host=localhost >/dev/null 2>&1
   ceph-osd --mkfs -i 0 --osd-uuid "$osd_uuid" >/dev/null 2>&1
   local attempt osd_pid
   for attempt in 1 2 3; do
