@@ -233,3 +233,27 @@ async def test_catalog_failing_on_reads(remote_settings: Settings, make_client: 
         got = await client.get(link)
         assert got.status == 200 and await got.read() == b"data"  # the failed tries did not count
         assert (await client.get(link)).status == 410
+
+
+@pytest.mark.parametrize("failure", FAILURES, ids=repr)
+async def test_storage_failing_before_a_download_starts_gives_502(
+    remote_settings: Settings, make_client: Any, failure: Action
+) -> None:
+    """Nothing sent yet, so the client gets a proper JSON error, for a full and for an empty object
+    (the latter is a HeadObject: no Range can ask S3 for zero bytes)."""
+    broken = {"on": False}
+
+    def rule(request: web.Request) -> Action | None:
+        reads = is_get_object(request) or request.method == "HEAD"
+        return failure if broken["on"] and reads else None
+
+    async with fault_proxy(endpoint_of(remote_settings.storage_url), rule) as proxy:
+        client = await make_client(via(quick(remote_settings), storage=proxy))
+        ids = [
+            (await upload(client, name, data))["asset"]["id"] for name, data in (("f", b"full"), ("e", b""))
+        ]
+        broken["on"] = True
+        for asset in ids:
+            resp = await client.get(f"/asset/{asset}")
+            assert resp.status == 502
+            assert await error_code(resp) == ("storage_timeout" if failure == STALL else "storage_error")

@@ -225,6 +225,8 @@ class S3BlobStore:
             if _code(exc) in _MISSING_CODES:
                 return False
             raise _storage_error("head_object", exc) from exc
+        except BotoCoreError as exc:
+            raise _storage_error("head_object", exc) from exc
 
     async def delete(self, key: str) -> None:
         try:
