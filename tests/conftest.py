@@ -75,9 +75,36 @@ def _restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
+def _make_moto_writes_atomic() -> None:
+    """DynamoDB applies a conditional write atomically; moto checks the condition, then validates and
+    applies the update with no lock, and its server runs every request on its own thread. Two racing
+    claims can then both pass ``downloads < max_downloads`` (a rare, load-dependent flake of the
+    exact-limit tests). One lock around moto's write paths restores the semantics being tested."""
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()  # re-entrant: transact/batch writes call the single-item ones
+    for name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+        original = getattr(DynamoDBBackend, name, None)
+        if original is None or getattr(original, "_atomic", False):
+            continue
+
+        @functools.wraps(original)
+        def atomic(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        atomic._atomic = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, atomic)
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
+
+    _make_moto_writes_atomic()
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
