@@ -156,6 +156,7 @@ start_dynamodb_local() {
 }
 
 inside() {  # runs as PID 1 of the private namespaces
+  trap 'exit 143' TERM INT  # PID 1 ignores signals it has no handler for; its exit kills the namespace
   ip link set lo up
   if [[ -z "$LANE_DIR" ]]; then
     LANE_DIR="$(mktemp -d /tmp/gateway-real-lane.XXXXXX)"
@@ -170,7 +171,8 @@ inside() {  # runs as PID 1 of the private namespaces
   export REAL_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" REAL_DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT"
   export REAL_AWS_ACCESS_KEY_ID="$ACCESS_KEY" REAL_AWS_SECRET_ACCESS_KEY="$SECRET_KEY"
   local rc=0
-  "$@" || rc=$?
+  "$@" &   # waited on, not run in the foreground: bash runs a trap only between commands
+  wait "$!" || rc=$?
   log "command exited $rc; stopping Ceph and DynamoDB Local"
   kill $(jobs -p) 2>/dev/null || true
   wait 2>/dev/null || true
@@ -189,7 +191,8 @@ case "${1:-}" in
     [[ "${1:-}" == "--" ]] && shift
     (($#)) || { echo "usage: $0 run -- CMD ..." >&2; exit 2; }
     [[ -f "$(ddb_jar)" ]] || install
-    exec unshare --net --pid --fork --mount-proc "$0" _inside "$@"
+    # --kill-child: Ctrl-C or a TERM to this script ends the namespace's PID 1, and with it every daemon.
+    exec unshare --net --pid --fork --kill-child --mount-proc "$0" _inside "$@"
     ;;
   _inside) shift; inside "$@" ;;
   *) echo "usage: $0 install | run -- CMD ..." >&2; exit 2 ;;
