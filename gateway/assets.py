@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 import time
 import uuid
@@ -188,7 +189,7 @@ class AssetService:
         metadata: dict[str, Any] | None = None,
     ) -> tuple[list[tuple[Asset, Version]], IssuedToken | None]:
         now = self.clock()
-        expires_at = None if retention is None else int(now) + retention
+        expires_at = None if retention is None else math.ceil(now) + retention  # never shorter than asked
         pairs = [
             (
                 Asset(
@@ -256,7 +257,7 @@ class AssetService:
         """A new token; it never outlives the assets it covers (retention caps its expiry)."""
         secret = new_token()
         now = self.clock()
-        expires_at = int(now) + req.expiry_seconds
+        expires_at = math.ceil(now) + req.expiry_seconds  # whole seconds, never shorter than asked
         for asset in assets:
             if asset.expires_at is not None:
                 expires_at = min(expires_at, asset.expires_at)

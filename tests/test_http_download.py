@@ -156,7 +156,7 @@ async def test_concurrent_token_downloads_exact(client: TestClient[Any, Any]) ->
 
 
 async def test_expired_token_is_gone(client: TestClient[Any, Any]) -> None:
-    body = await upload(client, "e.bin", b"x", token="1", expiry="1s")
+    body = await upload(client, "e.bin", b"x", token="1", expiry="2s")  # ≥ 2 s left: expiry rounds up
     url = f"/asset-token/{body['token']['token']}"
     assert (await client.head(url)).status == 200
     await asyncio.sleep(max(0.0, body["token"]["expiry"] - time.time()) + 0.05)
