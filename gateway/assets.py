@@ -433,7 +433,7 @@ class AssetService:
         presigner = self.presigner()
         if presigner is None or not self.settings.redirect_downloads:
             return None
-        remaining = token.expires_at - int(self.clock())
+        remaining = token.expires_at - math.ceil(self.clock())  # whole seconds: never outlives the token
         url = await presigner.presign_get(
             version.blob_key,
             expires_in=max(1, min(self.settings.presign_max_seconds, remaining)),

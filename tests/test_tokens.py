@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from typing import Any
@@ -168,6 +169,10 @@ async def test_expired_tokens_are_purged_without_ttl(settings_factory: Any, make
 async def test_redirect_mode(settings_factory: Any, make_client: Any) -> None:
     settings = settings_factory(redirect_downloads=True, presign_max_seconds=120)
     client = await make_client(settings)
+    # A frozen clock, mid-second: rounding to whole seconds must neither shorten the token's life nor
+    # let the presigned URL outlive it.
+    now = math.floor(time.time()) + 0.25
+    client.app[SERVICE].clock = lambda: now  # type: ignore[method-assign]
     data = os.urandom(3000)
     body = await upload(client, "na%C3%AFve.csv", data, token="1", max_downloads="1", expiry="60s")
     url = f"/asset-token/{body['token']['token']}"
@@ -180,7 +185,8 @@ async def test_redirect_mode(settings_factory: Any, make_client: Any) -> None:
         assert resp.status == 302 and resp.headers["Cache-Control"] == "no-store"
         location = resp.headers["Location"]
         query = parse_qs(urlsplit(location).query)
-        assert 0 < int(query["X-Amz-Expires"][0]) <= 60  # min(cap 120, token's remaining ~60 s)
+        assert body["token"]["expiry"] == math.ceil(now) + 60  # never shorter than asked
+        assert int(query["X-Amz-Expires"][0]) == 60  # min(cap 120, remaining), never past the token
         assert query["response-content-type"] == [body["asset"]["content_type"]]
         assert "filename*=UTF-8''na%C3%AFve.csv" in query["response-content-disposition"][0]
         async with aiohttp.ClientSession() as direct, direct.get(location) as got:
