@@ -18,14 +18,13 @@ import random
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from stream import bench_credentials, rss_kib, start_gateway, start_moto, stop, wait_http
+from stream import bench_credentials, for_each_pair, rss_kib, start_gateway, stop, wait_http
 
 KiB = 1024
 
@@ -121,16 +120,11 @@ async def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, 8192)), hard))  # inherited by the gateway
     bench_credentials()
-    moto = moto_url = None
-    if "moto" in args.pairs:
-        moto, moto_url = await start_moto()
-    try:
-        for pair in args.pairs.split(","):
-            with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
-                await run(pair, args.connections, args.seconds, Path(tmp), moto_url)
-    finally:
-        if moto:
-            stop(moto)
+
+    async def bench(pair: str, workdir: Path, moto_url: str | None) -> None:
+        await run(pair, args.connections, args.seconds, workdir, moto_url)
+
+    await for_each_pair(args.pairs, bench)
 
 
 if __name__ == "__main__":

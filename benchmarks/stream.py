@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,21 @@ async def timed(fn: Callable[[], Any]) -> float:
     t = time.perf_counter()
     await fn()
     return time.perf_counter() - t
+
+
+async def for_each_pair(pairs: str, bench: Callable[[str, Path, str | None], Awaitable[None]]) -> None:
+    """Run ``bench(pair, workdir, moto_url)`` per pair, each in a fresh work directory; moto (in its own
+    process) is started once if any pair needs it and always stopped."""
+    moto = moto_url = None
+    if "moto" in pairs.split(","):
+        moto, moto_url = await start_moto()
+    try:
+        for pair in pairs.split(","):
+            with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
+                await bench(pair, Path(tmp), moto_url)
+    finally:
+        if moto:
+            stop(moto)
 
 
 def remote_endpoints(pair: str, moto_url: str | None) -> tuple[str, str]:
@@ -208,10 +223,6 @@ async def main() -> None:
     args = ap.parse_args()
     size = args.size_mib * MiB
     bench_credentials()
-    pairs = args.pairs.split(",")
-    moto = moto_url = None
-    if "moto" in pairs:
-        moto, moto_url = await start_moto()
     print(
         f"body: {size / MiB:.0f} MiB, chunked (no Content-Length); "
         "gateway defaults (8 MiB parts, 2 in flight)"
@@ -220,19 +231,16 @@ async def main() -> None:
         f"{'pair':6} {'dir':5} {'gateway MB/s':>13} {'direct MB/s':>12} {'ratio':>6} "
         f"{'gw peak RSS growth':>19}"
     )
-    try:
-        for pair in pairs:
-            with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
-                r = await run_pair(pair, size, Path(tmp), moto_url)
-            for d in ("up", "down"):
-                gw, direct = size / r[f"gw_{d}_s"] / 1e6, size / r[f"direct_{d}_s"] / 1e6
-                print(
-                    f"{pair:6} {d:5} {gw:13.0f} {direct:12.0f} {gw / direct:6.2f} "
-                    f"{r[f'rss_{d}_mib']:15.1f} MiB"
-                )
-    finally:
-        if moto:
-            stop(moto)
+
+    async def bench(pair: str, workdir: Path, moto_url: str | None) -> None:
+        r = await run_pair(pair, size, workdir, moto_url)
+        for d in ("up", "down"):
+            gw, direct = size / r[f"gw_{d}_s"] / 1e6, size / r[f"direct_{d}_s"] / 1e6
+            print(
+                f"{pair:6} {d:5} {gw:13.0f} {direct:12.0f} {gw / direct:6.2f} {r[f'rss_{d}_mib']:15.1f} MiB"
+            )
+
+    await for_each_pair(args.pairs, bench)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,10 +22,10 @@ from stream import (
     CHUNK,
     bench_credentials,
     body,
+    for_each_pair,
     reset_peak,
     rss_kib,
     start_gateway,
-    start_moto,
     stop,
     wait_http,
 )
@@ -99,16 +97,11 @@ async def main() -> None:
     ap.add_argument("--pairs", default="local")
     args = ap.parse_args()
     bench_credentials()
-    moto = moto_url = None
-    if "moto" in args.pairs:
-        moto, moto_url = await start_moto()
-    try:
-        for pair in args.pairs.split(","):
-            with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
-                await run(pair, args.members, int(args.member_mib * MiB), Path(tmp), moto_url)
-    finally:
-        if moto:
-            stop(moto)
+
+    async def bench(pair: str, workdir: Path, moto_url: str | None) -> None:
+        await run(pair, args.members, int(args.member_mib * MiB), workdir, moto_url)
+
+    await for_each_pair(args.pairs, bench)
 
 
 if __name__ == "__main__":
