@@ -3,8 +3,13 @@
 API keys are configured as sha256 hashes only (``gateway keys create`` prints a key once); a presented key
 is hashed and compared with every configured hash in constant time. JWTs are verified by PyJWT with the
 algorithm list pinned by configuration, so ``alg: none`` and HS/RS confusion are refused by construction
-(HMAC and public-key algorithms may not even be configured together). ``sub`` is the owner; configured
-claims travel with the principal into the metadata of what it uploads.
+(HMAC and public-key algorithms may not even be configured together). Configured claims travel with the
+principal into the metadata of what it uploads.
+
+Principal ids live in separate namespaces so no credential can pose as another kind: an API key named
+``alice`` is ``key:alice``, a JWT is ``jwt:<iss>:<sub>`` (``-`` without ``iss``), open mode is ``public``
+(no colon, so neither kind can produce it). ``GATEWAY_OWNER_ALIASES`` maps a principal to the bare owner
+name it had before namespaces existed (docs/api.md, "Migrating owners").
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ def hash_api_key(key: str) -> str:
 def _parse_key_entry(entry: str) -> tuple[str, str]:
     name, sep, digest = entry.strip().rpartition(":")
     if not sep or not name or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
-        raise ValueError(f"API key entries are 'name:sha256hex', got {entry[:20]!r}…")
+        raise ValueError(f"API key entries are 'name:sha256hex' (entry for {name[:40]!r} is not)")
     return name, digest.lower()
 
 
@@ -58,6 +63,12 @@ class Authenticator:
             lines = Path(settings.api_keys_file).read_text().splitlines()
             entries += [ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
         self._keys = [(name, bytes.fromhex(d)) for name, d in map(_parse_key_entry, entries)]
+        self._aliases: dict[str, str] = {}
+        for alias in settings.owner_aliases:
+            principal, sep, owner = alias.partition("=")
+            if not sep or not principal.strip() or not owner.strip():
+                raise ValueError("GATEWAY_OWNER_ALIASES entries are 'principal=owner'")
+            self._aliases[principal.strip()] = owner.strip()
         self._settings = settings
         self._algorithms = [a.upper() for a in settings.jwt_algorithms]
         self._jwt_key: Any = None
@@ -92,7 +103,10 @@ class Authenticator:
                 match = name
         if match is None:
             raise Unauthorized("invalid credentials")
-        return Principal(id=match, authenticated=True)
+        return Principal(id=self._owner(f"key:{match}"), authenticated=True)
+
+    def _owner(self, principal_id: str) -> str:
+        return self._aliases.get(principal_id, principal_id)
 
     def _verify_jwt(self, token: str) -> Principal:
         s = self._settings
@@ -114,9 +128,15 @@ class Authenticator:
             )
         except jwt.PyJWTError:
             raise Unauthorized("invalid credentials") from None
-        sub = claims.get("sub")
-        if not isinstance(sub, str) or not sub or len(sub) > 256:
+        sub, iss = claims.get("sub"), claims.get("iss", "-")
+        if (
+            not isinstance(sub, str)
+            or not sub
+            or len(sub) > 256
+            or not isinstance(iss, str)
+            or len(iss) > 256
+        ):
             raise Unauthorized("invalid credentials")
         metadata = {c: claims[c] for c in s.jwt_metadata_claims if c in claims}
         json.dumps(metadata)  # claims came from JSON; keep it that way
-        return Principal(id=sub, authenticated=True, metadata=metadata)
+        return Principal(id=self._owner(f"jwt:{iss}:{sub}"), authenticated=True, metadata=metadata)

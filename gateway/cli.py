@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from gateway.catalog import catalog_from_settings
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings, load_settings
 from gateway.gc import GcReport, collect
 from gateway.observability import configure_logging
 from gateway.ports import BlobStore, Catalog
@@ -91,7 +91,18 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
         if v is not None
     }
-    settings = Settings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+        if args.command == "serve":
+            from gateway.auth import Authenticator
+
+            Authenticator(settings)  # key files and JWT keys load now: a mistake stops the start
+    except ConfigError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as exc:
+        print(f"gateway: invalid credentials configuration: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
 
     if args.command == "init":

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -27,6 +27,7 @@ StrList = Annotated[list[str], NoDecode]
 MiB = 1024 * 1024
 GiB = 1024 * MiB
 DAY = 86400
+MIN_HMAC_SECRET = 32
 
 
 class Settings(BaseSettings):
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     default_token_expiry: int = Field(default=DAY, gt=0, description="Seconds, when `expiry` is omitted.")
     max_token_expiry: int = Field(default=5 * 365 * DAY, gt=0, description="Largest accepted `expiry`, s.")
     max_downloads_limit: int = Field(default=1_000_000_000, gt=0)
+    max_asset_retention: int = Field(
+        default=100 * 365 * DAY, gt=0, description="Largest accepted `expires` (asset retention), seconds."
+    )
 
     s3_part_size: int = Field(default=8 * MiB, ge=5 * MiB, le=5 * GiB)
     s3_parts_in_flight: int = Field(default=2, ge=1, le=64)
@@ -62,7 +66,12 @@ class Settings(BaseSettings):
     redirect_downloads: bool = Field(
         default=False, description="Token downloads answer 302 to a presigned storage URL (S3 only)."
     )
-    presign_max_seconds: int = Field(default=300, gt=0, le=7 * DAY, description="Cap on presigned URLs.")
+    presign_max_seconds: int = Field(
+        default=15,
+        gt=0,
+        le=7 * DAY,
+        description="Lifetime cap of a redirect's presigned URL: anyone holding it may fetch it until then.",
+    )
     sweep_interval: float = Field(
         default=60.0, gt=0, description="Seconds between retention sweeps (expired assets and tokens)."
     )
@@ -88,6 +97,19 @@ class Settings(BaseSettings):
     max_list_limit: int = Field(default=1000, ge=1)
 
     cors_origins: StrList = Field(default=[], description="Origins allowed by CORS ('*' for any).")
+    header_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a connection may take to send its request headers (or idle)."
+    )
+    body_idle_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds a request body may stall between chunks before 408."
+    )
+    metrics_public: bool = Field(
+        default=True, description="Serve /metrics without credentials in secured mode (false: bearer needed)."
+    )
+    owner_aliases: StrList = Field(
+        default=[],
+        description="'principal=owner' entries: keep owners of data written before principal namespaces.",
+    )
     shutdown_grace: float = Field(
         default=30.0, ge=0, description="On SIGTERM, seconds in-flight transfers get to finish."
     )
@@ -112,7 +134,9 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
         return tuple(sources)
 
-    @field_validator("api_keys", "jwt_algorithms", "jwt_metadata_claims", "cors_origins", mode="before")
+    @field_validator(
+        "api_keys", "jwt_algorithms", "jwt_metadata_claims", "cors_origins", "owner_aliases", mode="before"
+    )
     @classmethod
     def _str_list(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -139,8 +163,18 @@ class Settings(BaseSettings):
             hmac_algs = {a for a in algs if a.startswith("HS")}
             if hmac_algs and hmac_algs != algs:
                 raise ValueError("do not mix HMAC and public-key JWT algorithms (algorithm confusion)")
+            if self.jwt_secret is not None and (self.jwt_public_key_file or self.jwt_jwks_file):
+                raise ValueError(
+                    "set either GATEWAY_JWT_SECRET (HS*) or GATEWAY_JWT_PUBLIC_KEY_FILE / "
+                    "GATEWAY_JWT_JWKS_FILE (RS*/ES*), not both"
+                )
             if hmac_algs and self.jwt_secret is None:
                 raise ValueError("HS* algorithms need GATEWAY_JWT_SECRET")
+            if hmac_algs and self.jwt_secret is not None:
+                if len(self.jwt_secret.get_secret_value().encode("utf-8")) < MIN_HMAC_SECRET:
+                    raise ValueError(
+                        f"GATEWAY_JWT_SECRET must be at least {MIN_HMAC_SECRET} bytes for HS* (RFC 7518 3.2)"
+                    )
             if not hmac_algs and self.jwt_public_key_file is None and self.jwt_jwks_file is None:
                 raise ValueError(
                     "RS*/ES* algorithms need GATEWAY_JWT_PUBLIC_KEY_FILE or GATEWAY_JWT_JWKS_FILE"
@@ -160,3 +194,26 @@ class Settings(BaseSettings):
                     host = f"{host}:{parts.port}"
                 out[key] = urlunsplit(parts._replace(netloc=host))
         return out
+
+
+class ConfigError(Exception):
+    """A configuration problem, described without any configured value (values may be secrets)."""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment / config file; a bad value names its variable, never echoes it.
+
+    pydantic's own message repeats the input (``input_value='…'``), which for GATEWAY_JWT_SECRET is the
+    secret itself: this is the only place settings are built for a process, and it renders errors
+    from their location and message alone.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_input=False, include_url=False, include_context=False):
+            where = f"GATEWAY_{str(err['loc'][0]).upper()}: " if err["loc"] else ""
+            lines.append(where + str(err["msg"]).removeprefix("Value error, "))
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+    except (OSError, ValueError) as exc:  # an unreadable or malformed GATEWAY_CONFIG_FILE
+        raise ConfigError(f"cannot read the configuration file: {type(exc).__name__}") from None

@@ -47,6 +47,13 @@ class Gone(GatewayError):
     code = "gone"
 
 
+class RequestTimeout(GatewayError):
+    """The client stopped sending its request body."""
+
+    status = 408
+    code = "request_timeout"
+
+
 class LengthRequired(GatewayError):
     status = 411
     code = "length_required"
@@ -60,6 +67,11 @@ class PayloadTooLarge(GatewayError):
 class UnsupportedMediaType(GatewayError):
     status = 415
     code = "unsupported_media_type"
+
+
+class ExpectationFailed(GatewayError):
+    status = 417
+    code = "expectation_failed"
 
 
 class RangeNotSatisfiable(GatewayError):

@@ -21,10 +21,11 @@ from gateway.errors import ChecksumMismatch, PayloadTooLarge
 
 @dataclass(frozen=True)
 class Expected:
-    """Digests the client announced; each ``None`` means "not sent"."""
+    """Digests the client announced: md5 ``None`` means "not sent"; every sha-256 sent is checked
+    (a request may carry Digest, Content-Digest and Repr-Digest at once, and all must hold)."""
 
     md5: bytes | None = None
-    sha256: bytes | None = None
+    sha256: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,10 @@ class DigestingStream:
         if exp.md5 is not None and self._md5 is not None:
             if not hmac.compare_digest(self._md5.digest(), exp.md5):
                 raise ChecksumMismatch("Content-MD5 does not match the body")
-        if exp.sha256 is not None and not hmac.compare_digest(self._sha256.digest(), exp.sha256):
-            raise ChecksumMismatch("sha-256 digest does not match the body")
+        actual = self._sha256.digest()
+        for announced in exp.sha256:
+            if not hmac.compare_digest(actual, announced):
+                raise ChecksumMismatch("sha-256 digest does not match the body")
 
     def digests(self) -> Digests:
         if not self._done:

@@ -8,12 +8,28 @@ header or climb a directory is refused at the door rather than escaped at every 
 from __future__ import annotations
 
 import mimetypes
+import re
 import unicodedata
 from urllib.parse import quote
 
 from gateway.errors import BadRequest
 
 MAX_NAME_BYTES = 255
+MAX_MEDIA_TYPE = 255
+# type/subtype, then parameters of visible ASCII, spaces and tabs only: no CR/LF, no other controls,
+# so a stored type can never split a response header later.
+_MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+([ \t]*;[\x20-\x7e\t]*)?")
+FALLBACK_TYPE = "application/octet-stream"
+
+
+def is_media_type(value: str) -> bool:
+    return len(value) <= MAX_MEDIA_TYPE and _MEDIA_TYPE.fullmatch(value) is not None
+
+
+def served_type(value: str) -> str:
+    """The Content-Type to send for a stored type: anything that is not a clean media type (data
+    written before uploads were this strict) is served as opaque bytes instead of breaking the response."""
+    return value if is_media_type(value) else FALLBACK_TYPE
 
 
 def validate_name(name: str) -> str:

@@ -1,8 +1,11 @@
-"""The two ports every backend implements, plus optional capabilities.
+"""The ports every backend implements, plus optional capabilities.
 
 The HTTP layer and the service only ever see these protocols; a backend is a module that satisfies
-them. Optional capabilities (presigning) are separate protocols checked with ``isinstance`` so a
-backend that cannot do something simply does not claim it, instead of raising NotImplementedError.
+them. The catalog is one store but several cohesive ports (assets, tokens, the retention index), so a
+service module depends on what it uses and a new capability adds a port rather than methods to a
+20-method interface. Optional capabilities (presigning, inventory, self-purging) are separate protocols,
+resolved once at start-up by ``service.context.Backends.compose``; limits are declared by each adapter
+as :class:`CatalogLimits`, so nothing downstream knows which engine it talks to.
 """
 
 from __future__ import annotations
@@ -83,7 +86,17 @@ class Presigner(Protocol):
     ) -> str: ...
 
 
-class Catalog(Protocol):
+@dataclass(frozen=True)
+class CatalogLimits:
+    """What one catalog write may hold. Both adapters declare DynamoDB's figure and enforce it, so a
+    change too big for DynamoDB fails in the embedded default's tests too."""
+
+    max_transaction_items: int = 100
+
+
+class Lifecycle(Protocol):
+    limits: CatalogLimits
+
     async def start(self) -> None:
         """Open connections; called once from the app's cleanup context."""
 
@@ -95,8 +108,10 @@ class Catalog(Protocol):
     async def ping(self) -> None:
         """Raise CatalogError when the catalog cannot be reached."""
 
+
+class AssetCatalog(Protocol):
     async def create_assets(self, items: Sequence[NewAsset]) -> None:
-        """Write assets, their first versions and tokens in one transaction."""
+        """Write assets, their first versions and tokens in one transaction (all or nothing)."""
 
     async def get_asset(self, asset_id: str) -> Asset | None: ...
 
@@ -107,33 +122,7 @@ class Catalog(Protocol):
 
     async def get_versions(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Version]: ...
 
-    async def put_token(self, token: Token) -> None: ...
-
-    async def get_token(self, token_hash: str) -> Token | None: ...
-
-    async def claim_download(self, token_hash: str, now: float) -> Token | None:
-        """Atomically count one download if the token is live and under its limit.
-
-        Returns the updated token, or None when the claim was refused (expired, revoked, exhausted or
-        gone). One conditional write: exact under any concurrency, across processes.
-        """
-
-    async def revoke_token(self, token_hash: str) -> bool:
-        """Mark a token revoked; True only for the call that revoked it (False: unknown or already)."""
-
-    async def list_tokens(self, asset_id: str) -> list[Token]:
-        """Every token item reachable from the asset's token pointers (live or not)."""
-
-    async def find_token_hash(self, asset_id: str, token_id: str) -> str | None: ...
-
     async def list_versions(self, asset_id: str) -> list[Version]: ...
-
-    async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
-        """Remove the asset's items, its tokens, owner and expiry entries in one transaction.
-
-        True for the call that deleted it; False when it was already gone (then only ``due``'s expiry
-        entry, if given, is removed). Safe to race.
-        """
 
     async def set_crc32(self, asset_id: str, version: int, crc32: int) -> None:
         """Record a version's CRC-32 when it lacks one (imported data); no-op if the version is gone."""
@@ -145,16 +134,57 @@ class Catalog(Protocol):
         another upload won the number, so concurrent uploads never share one.
         """
 
-    async def expire_asset(self, asset_id: str, at: int) -> bool:
-        """Make the asset unreadable from ``at`` and enter it in the expiry index (one transaction)."""
-
     async def list_owner_assets(
         self, owner: str, limit: int, before: str | None
     ) -> tuple[list[str], str | None]:
         """Asset ids of ``owner``, newest first, from the owner partition; plus the key to continue."""
 
+
+class TokenCatalog(Protocol):
+    async def put_token(self, token: Token) -> None:
+        """Store a token and its per-asset pointers. The token item is written last, so the link works
+        only once everything it needs exists (a bundle's pointers may take several writes)."""
+
+    async def get_token(self, token_hash: str) -> Token | None: ...
+
+    async def claim_download(self, token_hash: str, now: float) -> Token | None:
+        """Atomically count one download if the token is live and under its limit.
+
+        Returns the updated token, or None when the claim was refused (expired, revoked, exhausted or
+        gone). One conditional write: exact under any concurrency, across processes.
+        """
+
+    async def release_download(self, token_hash: str) -> None:
+        """Undo one claim whose response never started (conditional: never below zero)."""
+
+    async def revoke_token(self, token_hash: str) -> bool:
+        """Mark a token revoked; True only for the call that revoked it (False: unknown or already)."""
+
+    async def list_tokens(self, asset_id: str) -> list[Token]:
+        """Every token item reachable from the asset's token pointers (live or not)."""
+
+    async def find_token_hash(self, asset_id: str, token_id: str) -> str | None: ...
+
+
+class RetentionIndex(Protocol):
+    async def expire_asset(self, asset_id: str, at: int) -> bool:
+        """Make the asset unreadable from ``at`` and enter it in the expiry index (one transaction)."""
+
     async def due_assets(self, now: float, limit: int) -> list[DueAsset]:
         """Assets whose retention ended by ``now``, from the day-bucketed expiry index (no scans)."""
+
+    async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
+        """Remove the asset's items, its tokens, owner and expiry entries.
+
+        Items beyond one transaction (many versions, many tokens) go first in batches -- the asset is
+        already unreadable when this runs -- and the asset's META item goes last, conditionally, so the
+        call that removes it is the one that returns True; False when it was already gone (then only
+        ``due``'s expiry entry, if given, is removed). Safe to race and to repeat after a crash.
+        """
+
+
+class Catalog(Lifecycle, AssetCatalog, TokenCatalog, RetentionIndex, Protocol):
+    """The whole catalog, as adapters implement it."""
 
 
 @runtime_checkable

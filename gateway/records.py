@@ -50,10 +50,11 @@ class Token:
     downloads: int = 0
     revoked: bool = False
     name: str | None = None  # archive name for bundle tokens
+    bundle: bool = False  # a bundle link streams a zip, even of one asset (explicit, never inferred)
 
     @property
     def is_bundle(self) -> bool:
-        return len(self.asset_ids) > 1
+        return self.bundle
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ def make_token(
         created=now,
         expires_at=int(now) + expires_in,
         max_downloads=max_downloads,
+        bundle=len(asset_ids) > 1,
     )
 
 

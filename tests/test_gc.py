@@ -30,8 +30,8 @@ async def test_gc_removes_orphans_and_stale_uploads(
         yield b"orphan bytes"
 
     orphan = f"assets/{uuid.uuid4()}/{uuid.uuid4().hex}"  # bytes whose catalog commit never happened
-    await svc.store.write(orphan, once(), size_hint=None)
-    store = svc.store.__dict__.get("_inner", svc.store)  # behind the metrics wrapper
+    await svc.backends.store.write(orphan, once(), size_hint=None)
+    store = svc.backends.store.__dict__.get("_inner", svc.backends.store)  # behind the metrics wrapper
     if inspector.settings.storage_url.startswith("s3://"):
         parts = urlsplit(inspector.settings.storage_url)
         s3 = boto3.client("s3", endpoint_url=parse_qs(parts.query)["endpoint"][0])
@@ -45,16 +45,16 @@ async def test_gc_removes_orphans_and_stale_uploads(
         tmp.write_bytes(b"partial")
     assert len(inspector.blob_keys()) == 4 or inspector.multipart_uploads()
 
-    versions = await svc.catalog.list_versions(kept)
+    versions = await svc.backends.catalog.list_versions(kept)
     assert all(v.blob_key.startswith(f"assets/{kept}/") for v in versions)  # grouped by asset
 
-    report = await collect(svc.store, svc.catalog, grace=3600)  # everything is young: no blob goes
+    report = await collect(svc.backends.store, svc.backends.catalog, grace=3600)  # everything is young: no blob goes
     assert report.orphans_deleted == 0
     # moto reports a fixed 2010 'Initiated' for every multipart upload, so there the young one goes now
     fake_clock = backend_kind == "moto"
     assert report.aborted_uploads == (1 if fake_clock else 0)
 
-    report = await collect(svc.store, svc.catalog, grace=0, now=time.time() + 5)
+    report = await collect(svc.backends.store, svc.backends.catalog, grace=0, now=time.time() + 5)
     assert report.orphans_deleted == 1 and report.blobs_checked == 3
     assert report.aborted_uploads == (0 if fake_clock else 1)
     assert inspector.multipart_uploads() == []

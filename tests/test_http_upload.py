@@ -289,17 +289,17 @@ async def test_catalog_failure_cleans_up_blob(client: TestClient[Any, Any], insp
     from gateway.http.keys import SERVICE
 
     svc = client.app[SERVICE]
-    original = svc.catalog.create_assets
+    original = svc.backends.catalog.create_assets
 
     async def broken(*args: Any, **kwargs: Any) -> None:
         raise CatalogError("catalog down")
 
-    svc.catalog.create_assets = broken  # type: ignore[method-assign]
+    svc.backends.catalog.create_assets = broken  # type: ignore[method-assign]
     try:
         resp = await client.put("/asset/a.bin", data=os.urandom(PART + 5))
         assert resp.status == 503 and await error_code(resp) == "catalog_unavailable"
     finally:
-        svc.catalog.create_assets = original  # type: ignore[method-assign]
+        svc.backends.catalog.create_assets = original  # type: ignore[method-assign]
     assert inspector.blob_keys() == [] and inspector.catalog_items() == []
 
 

@@ -76,19 +76,19 @@ async def test_delete_with_failing_storage_is_finished_by_the_sweeper(
 ) -> None:
     aid = (await upload(client, "stuck.txt", b"stuck"))["asset"]["id"]
     svc = client.app[SERVICE]
-    real_delete = svc.store.delete
+    real_delete = svc.backends.store.delete
 
     async def broken(key: str) -> None:
         raise StorageError("storage unreachable")
 
-    svc.store.delete = broken  # type: ignore[method-assign]
+    svc.backends.store.delete = broken  # type: ignore[method-assign]
     try:
         assert (await client.delete(f"/asset/{aid}")).status == 204
         assert (await client.get(f"/asset/{aid}")).status == 404  # nothing readable remains
         assert len(inspector.blob_keys()) == 1
     finally:
-        svc.store.delete = real_delete  # type: ignore[method-assign]
-    assert await svc.sweep_once() == 1
+        svc.backends.store.delete = real_delete  # type: ignore[method-assign]
+    assert await svc.retention.sweep_once() == 1
     assert inspector.blob_keys() == []
     assert aid not in repr(inspector.catalog_items())
 

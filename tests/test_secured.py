@@ -176,7 +176,7 @@ async def test_another_owner_sees_nothing(hs_client: TestClient[Any, Any]) -> No
         a = await alice_fixture(hs_client)  # fresh token (the previous one was revoked above)
     # alice still has everything
     meta = await (await hs_client.get(f"/asset/{a['id']}/meta", headers=bearer(ALICE_KEY))).json()
-    assert meta["owner"] == "alice" and meta["latest_version"] == 0
+    assert meta["owner"] == "key:alice" and meta["latest_version"] == 0
 
 
 async def test_alg_confusion_is_refused(rs_client: TestClient[Any, Any], rsa_keys: Any) -> None:
@@ -198,7 +198,7 @@ async def test_jwt_owner_and_claims_in_metadata(hs_client: TestClient[Any, Any])
     resp = await hs_client.put("/asset/e.txt", data=b"e", headers=bearer(token))
     aid = (await resp.json())["asset"]["id"]
     meta = await (await hs_client.get(f"/asset/{aid}/meta", headers=bearer(token))).json()
-    assert meta["owner"] == "erin" and meta["metadata"] == {"tenant": "acme"}
+    assert meta["owner"] == f"jwt:{ISS}:erin" and meta["metadata"] == {"tenant": "acme"}
     expired_soon = hs(claims(sub="erin", exp=int(time.time()) - 10))  # inside the 30 s leeway
     assert (await hs_client.get(f"/asset/{aid}", headers=bearer(expired_soon))).status == 200
 
@@ -266,5 +266,5 @@ def test_key_hashes_only_in_configuration(
     from gateway.config import Settings
 
     auth = Authenticator(Settings())
-    assert auth.secured and auth.authenticate(f"Bearer {key}").id == "svc"
+    assert auth.secured and auth.authenticate(f"Bearer {key}").id == "key:svc"
     assert os.environ["GATEWAY_API_KEYS"].count(key) == 0

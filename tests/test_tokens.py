@@ -107,15 +107,15 @@ async def test_retention_asset_and_tokens_die_then_swept(
     keep = (await upload(client, "keep.bin", b"keep", token="1"))["asset"]["id"]
     assert (await client.get(f"/asset/{aid}")).status == 200
 
-    real = svc.clock
-    svc.clock = lambda: real() + 3601  # type: ignore[method-assign]
+    real = svc.backends.clock
+    svc.backends.clock = lambda: real() + 3601  # type: ignore[method-assign]
     resp = await client.get(f"/asset/{aid}")
     assert resp.status == 404
     resp = await client.get(f"/asset-token/{secret}")
     assert resp.status == 410
     assert len(inspector.blob_keys()) == 2  # unreadable at once, bytes still there until the sweep
 
-    results = await asyncio.gather(*(svc.sweep_once() for _ in range(3)))  # racing sweepers
+    results = await asyncio.gather(*(svc.retention.sweep_once() for _ in range(3)))  # racing sweepers
     assert sum(results) == 1
     keys = inspector.blob_keys()
     assert len(keys) == 1 and aid not in keys[0]
@@ -123,7 +123,7 @@ async def test_retention_asset_and_tokens_die_then_swept(
     assert aid not in raw and keep in raw
     assert (await client.get(f"/asset-token/{secret}")).status == 404
     assert (await client.get(f"/asset/{keep}")).status == 200
-    assert await svc.sweep_once() == 0
+    assert await svc.retention.sweep_once() == 0
 
 
 async def test_retention_bad_input(client: TestClient[Any, Any], inspector: Inspector) -> None:
@@ -154,10 +154,10 @@ async def test_expired_tokens_are_purged_without_ttl(settings_factory: Any, make
     client = await make_client(settings)
     svc = client.app[SERVICE]
     body = await upload(client, "t.bin", b"x", token="1", expiry="60s")
-    real = svc.clock
-    svc.clock = lambda: real() + 61  # type: ignore[method-assign]
+    real = svc.backends.clock
+    svc.backends.clock = lambda: real() + 61  # type: ignore[method-assign]
     assert (await client.get(f"/asset-token/{body['token']['token']}")).status == 410
-    await svc.sweep_once()
+    await svc.retention.sweep_once()
     items = Inspector(settings).catalog_items()
     if settings.catalog_url.startswith("sqlite"):
         assert not [
@@ -172,7 +172,7 @@ async def test_redirect_mode(settings_factory: Any, make_client: Any) -> None:
     # A frozen clock, mid-second: rounding to whole seconds must neither shorten the token's life nor
     # let the presigned URL outlive it.
     now = math.floor(time.time()) + 0.25
-    client.app[SERVICE].clock = lambda: now  # type: ignore[method-assign]
+    client.app[SERVICE].backends.clock = lambda: now  # type: ignore[method-assign]
     data = os.urandom(3000)
     body = await upload(client, "na%C3%AFve.csv", data, token="1", max_downloads="1", expiry="60s")
     url = f"/asset-token/{body['token']['token']}"

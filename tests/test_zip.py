@@ -189,8 +189,8 @@ async def test_zip_storage_failure_mid_stream_aborts(client: TestClient[Any, Any
     first = await upload(client, "first.bin", os.urandom(3 * 1024 * 1024))
     second = await upload(client, "second.bin", os.urandom(1000))
     svc = client.app[SERVICE]
-    _, version = await svc.find(second["asset"]["id"], owner=None)
-    await svc.store.delete(version.blob_key)
+    _, version = await svc.assets.find(second["asset"]["id"], owner=None)
+    await svc.backends.store.delete(version.blob_key)
     resp = await client.post("/zip", json={"assets": [first["asset"]["id"], second["asset"]["id"]]})
     assert resp.status == 200  # headers went out before the second member was opened
     with pytest.raises(aiohttp.ClientPayloadError):
@@ -325,14 +325,14 @@ async def test_member_without_crc_is_read_once_and_backfilled(
     aid = (await upload(client, "old.bin", data))["asset"]["id"]
     strip_crc(settings, aid, keep_copy=keep_copy)
     svc = client.app[SERVICE]
-    assert (await svc.catalog.get_version(aid, 0)).crc32 is None
-    asset = await svc.catalog.get_asset(aid)
+    assert (await svc.backends.catalog.get_version(aid, 0)).crc32 is None
+    asset = await svc.backends.catalog.get_asset(aid)
     assert asset is not None and (asset.latest.crc32 is None if keep_copy else asset.latest is None)
     resp = await client.post("/zip", json={"assets": [aid]})
     assert resp.status == 200
     check_zip(await resp.read(), {"old.bin": data}, tmp_path)  # exact length, correct CRC
-    assert (await svc.catalog.get_version(aid, 0)).crc32 == zlib.crc32(data)  # recorded for next time
-    asset = await svc.catalog.get_asset(aid)
+    assert (await svc.backends.catalog.get_version(aid, 0)).crc32 == zlib.crc32(data)  # recorded for next time
+    asset = await svc.backends.catalog.get_asset(aid)
     assert asset is not None and (
         asset.latest.crc32 == zlib.crc32(data) if keep_copy else asset.latest is None
     )

@@ -9,6 +9,7 @@ which is why expiry is also part of every condition rather than trusted to TTL.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from decimal import Decimal
@@ -21,10 +22,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from gateway.awsconfig import DEFAULT_POLICY, CallPolicy
 from gateway.catalog import items as it
 from gateway.errors import CatalogError
+from gateway.ports import CatalogLimits
 from gateway.records import Asset, DueAsset, NewAsset, Token, Version
 
 TTL_ATTRIBUTE = "expires_at"
-MAX_TRANSACTION_ITEMS = 100
 
 _ser = TypeSerializer()
 _deser = TypeDeserializer()
@@ -63,6 +64,8 @@ def _code(exc: ClientError) -> str:
 
 
 class DynamoCatalog:
+    limits = CatalogLimits(max_transaction_items=100)  # TransactWriteItems' own limit
+
     def __init__(
         self,
         *,
@@ -184,9 +187,10 @@ class DynamoCatalog:
         ]
         if cursor_day is not None:
             actions.append(self._cursor_action(cursor_day))
-        if len(actions) > MAX_TRANSACTION_ITEMS:
-            raise CatalogError(f"one change may touch at most {MAX_TRANSACTION_ITEMS} items")
-        await self._call("transact_write_items", TransactItems=actions)
+        it.check_transaction(len(actions), self.limits.max_transaction_items)
+        # An idempotency token: botocore retries a call whose answer was lost with the same token, and
+        # DynamoDB then reports the first outcome instead of failing our own attribute_not_exists.
+        await self._call("transact_write_items", TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
 
     async def _conditional(self, **kwargs: Any) -> dict[str, Any] | None:
         """update_item whose ConditionalCheckFailed is an answer (None), not an error."""
@@ -236,7 +240,9 @@ class DynamoCatalog:
         return {(v.asset_id, v.version): v for v in map(it.version_from, items)}
 
     async def put_token(self, token: Token) -> None:
-        await self._put_all_new(it.token_items(token))
+        await it.put_token_in_parts(
+            token, self.limits.max_transaction_items, self._put_all_new, self._delete_keys
+        )
 
     async def get_token(self, token_hash: str) -> Token | None:
         item = await self._get(it.token_pk(token_hash), it.TOKEN_SK)
@@ -254,6 +260,14 @@ class DynamoCatalog:
             ReturnValues="ALL_NEW",
         )
         return None if resp is None else it.token_from(_from_wire(resp["Attributes"]))
+
+    async def release_download(self, token_hash: str) -> None:
+        await self._conditional(
+            Key=_to_wire({"PK": it.token_pk(token_hash), "SK": it.TOKEN_SK}),
+            UpdateExpression="SET downloads = downloads - :one",
+            ConditionExpression="attribute_exists(PK) AND downloads > :zero",
+            ExpressionAttributeValues=_to_wire({":one": 1, ":zero": 0}),
+        )
 
     async def revoke_token(self, token_hash: str) -> bool:
         resp = await self._conditional(
@@ -278,39 +292,22 @@ class DynamoCatalog:
 
     async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
         owned = await self._query(it.asset_pk(asset_id))
-        meta = next((i for i in owned if i["SK"] == it.META), None)
-        extra: list[tuple[str, str]] = []
-        if due is not None:
-            extra.append(it.expiry_key(due.asset_id, due.expires_at))
-        if meta is None:
-            await self._delete_keys(extra)
+        first, final = it.delete_plan(owned, due, self.limits.max_transaction_items)
+        if not any(i["SK"] == it.META for i in owned):
+            await self._delete_keys(final)
             return False
-        asset = it.asset_from(meta)
-        extra.append(it.owner_key(asset))
-        if asset.expires_at is not None:
-            extra.append(it.expiry_key(asset.id, asset.expires_at))
-        token_keys = [
-            (it.token_pk(i["token_hash"]), it.TOKEN_SK) for i in owned if i["SK"].startswith("TOKEN#")
-        ]
-        rest = [(i["PK"], i["SK"]) for i in owned if i["SK"] != it.META]
-        keys = list(dict.fromkeys([*token_keys, *rest, *extra]))
-        if len(keys) + 1 > MAX_TRANSACTION_ITEMS:
-            # Too many for one transaction: tokens and pointers go first (idempotent, and the asset
-            # is already unreadable to anyone who reaches this), the rest in the final transaction.
-            pointer_keys = [(i["PK"], i["SK"]) for i in owned if i["SK"].startswith("TOKEN#")]
-            await self._delete_keys([*token_keys, *pointer_keys])
-            keys = [k for k in keys if k not in set(token_keys) | set(pointer_keys)]
+        await self._delete_keys(first)
         actions: list[dict[str, Any]] = [
             {
                 "Delete": {
                     "TableName": self.table,
-                    "Key": _to_wire({"PK": meta["PK"], "SK": it.META}),
+                    "Key": _to_wire({"PK": it.asset_pk(asset_id), "SK": it.META}),
                     "ConditionExpression": "attribute_exists(PK)",
                 }
             },
             *(
                 {"Delete": {"TableName": self.table, "Key": _to_wire({"PK": pk, "SK": sk})}}
-                for pk, sk in keys
+                for pk, sk in final
             ),
         ]
         return await self._transact(actions)  # False: another deleter won the race
@@ -328,9 +325,15 @@ class DynamoCatalog:
                 request = resp.get("UnprocessedItems") or {}
 
     async def _transact(self, actions: list[dict[str, Any]]) -> bool:
-        """TransactWriteItems; False when a condition failed (someone else changed it first)."""
+        """TransactWriteItems; False when a condition failed (someone else changed it first).
+
+        Idempotent under botocore's retries (ClientRequestToken): a lost answer is not a lost race.
+        """
+        it.check_transaction(len(actions), self.limits.max_transaction_items)
         try:
-            await self.client.transact_write_items(TransactItems=actions)
+            await self.client.transact_write_items(
+                TransactItems=actions, ClientRequestToken=str(uuid.uuid4())
+            )
         except ClientError as exc:
             if _code(exc) == "TransactionCanceledException":
                 return False

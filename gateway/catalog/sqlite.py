@@ -14,6 +14,7 @@ back with it after having reported success).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import sqlite3
@@ -25,6 +26,7 @@ import aiosqlite
 
 from gateway.catalog import items as it
 from gateway.errors import CatalogError
+from gateway.ports import CatalogLimits
 from gateway.records import Asset, DueAsset, NewAsset, Token, Version
 
 _COLUMNS = ("expires_at", "downloads", "max_downloads", "revoked")
@@ -56,6 +58,10 @@ CREATE INDEX IF NOT EXISTS items_expires ON items (expires_at) WHERE expires_at 
 
 
 class SqliteCatalog:
+    # DynamoDB's figure, enforced here too: a change that would fail there fails in the embedded
+    # default and in the shared conformance tests, not first in production.
+    limits = CatalogLimits(max_transaction_items=100)
+
     def __init__(self, path: str) -> None:
         self.path = path
         self._db: aiosqlite.Connection | None = None
@@ -137,6 +143,7 @@ class SqliteCatalog:
 
     async def _insert_all(self, items: Sequence[it.Item], cursor_day: int | None = None) -> None:
         """Insert every item or none (each must be new: the analogue of attribute_not_exists)."""
+        it.check_transaction(len(items) + (cursor_day is not None), self.limits.max_transaction_items)
 
         async def body() -> bool:
             await self.db.executemany(
@@ -209,7 +216,21 @@ class SqliteCatalog:
 
     @serialized
     async def put_token(self, token: Token) -> None:
-        await self._insert_all(it.token_items(token))
+        await it.put_token_in_parts(
+            token, self.limits.max_transaction_items, self._insert_all, self._delete_keys
+        )
+
+    async def _delete_keys(self, keys: Sequence[it.Key]) -> None:
+        """Delete in transactions of at most the limit each (the analogue of BatchWriteItem)."""
+        limit = self.limits.max_transaction_items
+        for start in range(0, len(keys), limit):
+            batch = keys[start : start + limit]
+
+            async def body(batch: Sequence[it.Key] = batch) -> bool:
+                await self.db.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", batch)
+                return True
+
+            await self._in_transaction(body)
 
     @serialized
     async def get_token(self, token_hash: str) -> Token | None:
@@ -230,6 +251,13 @@ class SqliteCatalog:
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog update failed: {exc}") from exc
         return None if row is None else it.token_from(self._decode(tuple(row)))
+
+    @serialized
+    async def release_download(self, token_hash: str) -> None:
+        await self._write(
+            "UPDATE items SET downloads = downloads - 1 WHERE pk = ? AND sk = ? AND downloads > 0",
+            (it.token_pk(token_hash), it.TOKEN_SK),
+        )
 
     @serialized
     async def revoke_token(self, token_hash: str) -> bool:
@@ -259,30 +287,23 @@ class SqliteCatalog:
 
     @serialized
     async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
+        owned = await self._query(it.asset_pk(asset_id))
+        first, final = it.delete_plan(owned, due, self.limits.max_transaction_items)
+        await self._delete_keys(first)
+        it.check_transaction(len(final) + 1, self.limits.max_transaction_items)
         found = False
 
         async def body() -> bool:
             nonlocal found
-            found = await self._delete_asset_locked(asset_id, due)
+            cur = await self.db.execute(
+                "DELETE FROM items WHERE pk = ? AND sk = ?", (it.asset_pk(asset_id), it.META)
+            )
+            found = cur.rowcount == 1
+            await self.db.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", final)
             return True  # commit either way: a leftover expiry entry goes even if the asset is gone
 
         await self._in_transaction(body)
         return found
-
-    async def _delete_asset_locked(self, asset_id: str, due: DueAsset | None) -> bool:
-        owned = await self._query(it.asset_pk(asset_id))
-        keys: list[tuple[str, str]] = [(i["PK"], i["SK"]) for i in owned]
-        meta = next((i for i in owned if i["SK"] == it.META), None)
-        if due is not None:
-            keys.append(it.expiry_key(due.asset_id, due.expires_at))
-        if meta is not None:
-            asset = it.asset_from(meta)
-            keys.append(it.owner_key(asset))
-            if asset.expires_at is not None:
-                keys.append(it.expiry_key(asset.id, asset.expires_at))
-        keys += [(it.token_pk(i["token_hash"]), it.TOKEN_SK) for i in owned if i["SK"].startswith("TOKEN#")]
-        await self.db.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", keys)
-        return meta is not None
 
     async def _in_transaction(self, body: Callable[[], Awaitable[bool]]) -> bool:
         """Run ``body`` inside BEGIN IMMEDIATE; commit when it returns True, roll back otherwise."""
@@ -293,7 +314,15 @@ class SqliteCatalog:
             except BaseException:
                 await self.db.execute("ROLLBACK")
                 raise
-            await self.db.execute("COMMIT" if ok else "ROLLBACK")
+            # Cancellation must not leave the outcome unknown: COMMIT runs on aiosqlite's thread either
+            # way, so wait for it, then let the cancellation through (the caller reads the outcome).
+            end = asyncio.ensure_future(self.db.execute("COMMIT" if ok else "ROLLBACK"))
+            try:
+                await asyncio.shield(end)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await end
+                raise
         except sqlite3.IntegrityError as exc:
             raise CatalogError(f"catalog conflict: {exc}") from exc
         except sqlite3.Error as exc:

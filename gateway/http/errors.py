@@ -49,5 +49,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except (ConnectionResetError, ConnectionError):
         raise
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # The route template only: a raw path can hold a share-link secret (/asset-token/<secret>).
+        log.exception("unhandled error on %s %s", request.method, route_template(request))
         return error_response(500, "internal", "internal server error")
+
+
+def route_template(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "-"

@@ -6,10 +6,10 @@ import asyncio
 
 from aiohttp import web
 
-from gateway.assets import AssetService
 from gateway.auth import Authenticator, Principal
 from gateway.config import Settings
 from gateway.observability import Metrics
+from gateway.service import Services
 
 
 class InFlight:
@@ -33,7 +33,7 @@ class InFlight:
 
 SETTINGS = web.AppKey("settings", Settings)
 INFLIGHT = web.AppKey("inflight", InFlight)
-SERVICE = web.AppKey("service", AssetService)
+SERVICE = web.AppKey("service", Services)
 AUTH = web.AppKey("auth", Authenticator)
 METRICS = web.AppKey("metrics", Metrics)
 PRINCIPAL = web.RequestKey("principal", Principal)

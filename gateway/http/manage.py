@@ -9,10 +9,11 @@ from aiohttp import hdrs, web
 
 from gateway.durations import is_decimal
 from gateway.errors import BadRequest, Forbidden
+from gateway.http.bodies import body_chunks
 from gateway.http.keys import SERVICE, SETTINGS, principal
 from gateway.http.models import AssetList, AssetMeta, AssetOut, UploadResponse
 from gateway.http.openapi import Operation, Param, operation
-from gateway.http.uploads import announced_length, body_chunks, content_type_of, created, expected_digests
+from gateway.http.uploads import announced_length, content_type_of, created, expected_digests
 
 DEFAULT_LIMIT = 50
 
@@ -57,7 +58,7 @@ async def list_assets(request: web.Request) -> web.Response:
     if not is_decimal(raw) or len(raw) > 9 or not 1 <= int(raw) <= cap:
         raise BadRequest(f"limit must be an integer from 1 to {cap}", code="invalid_limit")
     cursor = request.query.get("cursor")
-    items, next_key = await request.app[SERVICE].list_assets(
+    items, next_key = await request.app[SERVICE].assets.list_assets(
         owner=who.id, limit=int(raw), cursor=decode_cursor(cursor) if cursor else None
     )
     return _json(
@@ -71,7 +72,7 @@ async def list_assets(request: web.Request) -> web.Response:
 @operation(Operation(summary="An asset's metadata and versions", tag="assets", responses={200: AssetMeta}))
 async def asset_meta(request: web.Request) -> web.Response:
     """GET /asset/{id}/meta"""
-    asset, versions = await request.app[SERVICE].describe(
+    asset, versions = await request.app[SERVICE].assets.describe(
         request.match_info["id"], owner=principal(request).id
     )
     return _json(AssetMeta.of(asset, versions))
@@ -88,13 +89,16 @@ async def asset_meta(request: web.Request) -> web.Response:
 )
 async def put_content(request: web.Request) -> web.Response:
     """PUT /asset/{id}/content: the body becomes version N+1."""
-    asset, version = await request.app[SERVICE].new_version(
+    content_type = content_type_of(request.headers.get(hdrs.CONTENT_TYPE), raw_body=True)
+    size_hint = announced_length(request)
+    expected = expected_digests(request)
+    asset, version = await request.app[SERVICE].uploads.new_version(
         request.match_info["id"],
         owner=principal(request).id,
-        content_type=content_type_of(request.headers.get(hdrs.CONTENT_TYPE)),
+        content_type=content_type,
         chunks=body_chunks(request),
-        size_hint=announced_length(request),
-        expected=expected_digests(request),
+        size_hint=size_hint,
+        expected=expected,
     )
     return created(UploadResponse(asset=AssetOut.of(asset, version), token=None))
 
@@ -106,5 +110,5 @@ async def put_content(request: web.Request) -> web.Response:
 )
 async def delete_asset(request: web.Request) -> web.Response:
     """DELETE /asset/{id}: all versions, blobs and tokens."""
-    await request.app[SERVICE].delete(request.match_info["id"], owner=principal(request).id)
+    await request.app[SERVICE].retention.delete(request.match_info["id"], owner=principal(request).id)
     return web.Response(status=204)

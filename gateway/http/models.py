@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.assets import IssuedToken
 from gateway.records import Asset, Token, Version
+from gateway.service.tokens import IssuedToken
 
 
 def iso(ts: float) -> str:

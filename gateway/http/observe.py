@@ -13,16 +13,13 @@ import uuid
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.errors import GatewayError
 from gateway.http.keys import INFLIGHT, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
-from gateway.http.openapi import Operation, operation
+from gateway.http.routes import route_of
 
 access = logging.getLogger("gateway.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-UPLOADS = {"upload-form", "upload-raw-post", "upload-raw-put", "asset-content"}
-DOWNLOADS = {"asset-download", "token-download", "zip"}
 EXPOSED = (
     "Content-Length, Content-Range, Content-Disposition, ETag, Accept-Ranges, Last-Modified, X-Request-ID"
 )
@@ -45,7 +42,8 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
     incoming = request.headers.get("X-Request-ID", "")
     request[REQUEST_ID] = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
     name = route_name(request)
-    kind = "upload" if name in UPLOADS else "download" if name in DOWNLOADS else None
+    route = route_of(request)
+    kind = route.transfer if route is not None else None
     inflight = request.app[INFLIGHT]
     if inflight.draining:  # a new request on a kept-alive connection during shutdown
         return web.json_response(
@@ -139,17 +137,3 @@ async def cors_preflight_middleware(request: web.Request, handler: Handler) -> w
             },
         )
     return await handler(request)
-
-
-@operation(
-    Operation(
-        summary="Prometheus metrics (text exposition format)",
-        tag="operations",
-        public=True,
-        responses={200: "metrics"},
-        errors=(),
-    )
-)
-async def metrics_endpoint(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
-    return web.Response(body=body, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})

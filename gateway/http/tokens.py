@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.assets import IssuedToken
 from gateway.http.bodies import read_json
 from gateway.http.keys import SERVICE, principal
 from gateway.http.models import TokenCreated, TokenCreateRequest, TokenInfo, TokenList, TokenOut
 from gateway.http.openapi import Operation, operation
 from gateway.http.uploads import base_url
+from gateway.service.tokens import IssuedToken
 
 MAX_JSON = 16 * 1024
 
@@ -31,8 +31,8 @@ async def create_token(request: web.Request) -> web.Response:
     """POST /asset/{id}/tokens"""
     svc = request.app[SERVICE]
     body = await read_json(request, TokenCreateRequest, max_bytes=MAX_JSON, allow_empty=True)
-    req = svc.mint_request(body.expiry, body.max_downloads)
-    issued = await svc.mint(request.match_info["id"], req, owner=principal(request).id)
+    req = svc.params.mint_request(body.expiry, body.max_downloads)
+    issued = await svc.tokens.mint(request.match_info["id"], req, owner=principal(request).id)
     return token_created(request, issued)
 
 
@@ -45,7 +45,7 @@ async def create_token(request: web.Request) -> web.Response:
 )
 async def list_tokens(request: web.Request) -> web.Response:
     """GET /asset/{id}/tokens"""
-    tokens = await request.app[SERVICE].live_tokens(request.match_info["id"], owner=principal(request).id)
+    tokens = await request.app[SERVICE].tokens.live(request.match_info["id"], owner=principal(request).id)
     out = TokenList(tokens=[TokenInfo.of(t) for t in tokens])
     return web.Response(text=out.model_dump_json(), content_type="application/json")
 
@@ -60,7 +60,7 @@ async def list_tokens(request: web.Request) -> web.Response:
 )
 async def revoke_by_secret(request: web.Request) -> web.Response:
     """DELETE /asset-token/{token}"""
-    await request.app[SERVICE].revoke_secret(request.match_info["token"])
+    await request.app[SERVICE].tokens.revoke_secret(request.match_info["token"])
     return web.Response(status=204)
 
 
@@ -74,7 +74,7 @@ async def revoke_by_secret(request: web.Request) -> web.Response:
 )
 async def revoke_by_id(request: web.Request) -> web.Response:
     """DELETE /asset/{id}/tokens/{token_id}"""
-    await request.app[SERVICE].revoke_id(
+    await request.app[SERVICE].tokens.revoke_id(
         request.match_info["id"], request.match_info["token_id"], owner=principal(request).id
     )
     return web.Response(status=204)

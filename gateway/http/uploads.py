@@ -7,26 +7,34 @@ iterators straight off aiohttp's stream, so backpressure reaches the client's so
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import re
 from collections.abc import AsyncIterator
 
-from aiohttp import BodyPartReader, hdrs, web
+from aiohttp import BodyPartReader, MultipartReader, hdrs, web
 from prometheus_client import Counter
 
-from gateway.assets import Staged
-from gateway.errors import BadRequest, ClientGone, GatewayError, PayloadTooLarge, UnsupportedMediaType
+from gateway.errors import (
+    BadRequest,
+    GatewayError,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 from gateway.hashing import Expected, b64decode_digest
-from gateway.http.bodies import read_json
+from gateway.http.bodies import body_chunks, read_json, send_continue
 from gateway.http.keys import METRICS, SERVICE, SETTINGS, principal
 from gateway.http.models import AssetOut, JsonUploadRequest, MultiUploadResponse, TokenOut, UploadResponse
 from gateway.http.openapi import Operation, Param, operation
-from gateway.names import validate_name
+from gateway.names import is_media_type, validate_name
+from gateway.service.uploads import Staged
 
-MAX_FORM_FILES = 30  # keeps one form's catalog change inside a single DynamoDB transaction
 MAX_FIELD_BYTES = 1024
-_MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+(\s*;\s*[\x20-\x7e]*)?")
+MAX_FORM_PARTS = 100  # files and fields together: bounds the CPU a form of tiny parts can burn
+FORM_FIELDS = ("token", "expiry", "max_downloads", "name", "expires")
+# What curl --data-binary and HTML forms send by default: a statement about encoding, not about the file.
+_NOT_A_FILE_TYPE = {"application/x-www-form-urlencoded"}
 
 
 def base_url(request: web.Request) -> str:
@@ -34,12 +42,19 @@ def base_url(request: web.Request) -> str:
     return configured or f"{request.scheme}://{request.host}"
 
 
-def content_type_of(value: str | None) -> str | None:
-    if value is None or not value.strip():
+def content_type_of(value: str | None, *, raw_body: bool = False) -> str | None:
+    """A client-declared media type, validated; None when absent (then guessed from the name).
+
+    ``raw_body``: the type came with a raw upload, where a form encoding type is curl's default and
+    says nothing about the file, so it is treated as absent.
+    """
+    if value is None or not value.strip(" \t"):
         return None
-    value = value.strip()
-    if len(value) > 255 or not _MEDIA_TYPE.fullmatch(value):
+    value = value.strip(" \t")
+    if not is_media_type(value):
         raise BadRequest("invalid Content-Type", code="invalid_content_type")
+    if raw_body and value.split(";", 1)[0].strip().lower() in _NOT_A_FILE_TYPE:
+        return None
     return value
 
 
@@ -53,41 +68,34 @@ def announced_length(request: web.Request) -> int | None:
 
 
 def expected_digests(request: web.Request) -> Expected:
-    """Digests announced via Content-MD5, Digest (RFC 3230) or Repr-/Content-Digest (RFC 9530)."""
-    md5 = sha256 = None
+    """Digests announced via Content-MD5, Digest (RFC 3230) or Repr-/Content-Digest (RFC 9530).
+
+    Every sha-256 value in every one of those headers is checked against the body, not just the last.
+    """
+    md5 = None
+    sha256: list[bytes] = []
     if (raw := request.headers.get("Content-MD5")) is not None:
         md5 = b64decode_digest(raw, 16)
         if md5 is None:
             raise BadRequest("Content-MD5 is not base64 of 16 bytes", code="invalid_digest")
     for header in ("Repr-Digest", "Content-Digest", "Digest"):
-        raw = request.headers.get(header)
-        if raw is None:
-            continue
-        for item in raw.split(","):
-            alg, sep, value = item.strip().partition("=")
-            if not sep or alg.strip().lower() != "sha-256":
-                continue
-            value = value.strip()
-            if header != "Digest":
-                if not (len(value) >= 2 and value[0] == value[-1] == ":"):
-                    raise BadRequest(f"{header} sha-256 must be a byte sequence", code="invalid_digest")
-                value = value[1:-1]
-            sha256 = b64decode_digest(value, 32)
-            if sha256 is None:
-                raise BadRequest(f"{header} sha-256 is not base64 of 32 bytes", code="invalid_digest")
-    return Expected(md5=md5, sha256=sha256)
-
-
-async def body_chunks(request: web.Request) -> AsyncIterator[bytes]:
-    counter = request.app[METRICS].bytes_in
-    try:
-        async for chunk in request.content.iter_any():
-            counter.inc(len(chunk))
-            yield chunk
-    except GatewayError:
-        raise
-    except Exception as exc:  # a broken or truncated body is the client's doing
-        raise ClientGone(f"request body ended early: {type(exc).__name__}") from exc
+        for raw in request.headers.getall(header, []):
+            for item in raw.split(","):
+                alg, sep, value = item.strip().partition("=")
+                if not sep or alg.strip().lower() != "sha-256":
+                    continue
+                value = value.strip()
+                if header != "Digest":
+                    if not (len(value) >= 2 and value[0] == value[-1] == ":"):
+                        raise BadRequest(f"{header} sha-256 must be a byte sequence", code="invalid_digest")
+                    value = value[1:-1]
+                digest = b64decode_digest(value, 32)
+                if digest is None:
+                    raise BadRequest(f"{header} sha-256 is not base64 of 32 bytes", code="invalid_digest")
+                sha256.append(digest)
+    if len(set(sha256)) > 1:
+        raise BadRequest("the sha-256 digests sent disagree with each other", code="checksum_mismatch")
+    return Expected(md5=md5, sha256=tuple(sha256))
 
 
 def created(model: UploadResponse | MultiUploadResponse) -> web.Response:
@@ -110,22 +118,26 @@ def created(model: UploadResponse | MultiUploadResponse) -> web.Response:
     )
 )
 async def upload_raw(request: web.Request) -> web.Response:
-    """POST|PUT /asset/{name}: the body is the file."""
+    """POST|PUT /asset/{name}: the body is the file. Everything is checked before the body is read."""
     svc = request.app[SERVICE]
     name = validate_name(request.match_info["name"])
     q = request.query
-    token_req = svc.token_request(q.get("token"), q.get("expiry"), q.get("max_downloads"))
-    retention = svc.parse_retention(q.get("expires"))
-    asset, version, issued = await svc.upload(
+    token_req = svc.params.token_request(q.get("token"), q.get("expiry"), q.get("max_downloads"))
+    retention = svc.params.retention(q.get("expires"))
+    content_type = content_type_of(request.headers.get(hdrs.CONTENT_TYPE), raw_body=True)
+    size_hint = announced_length(request)
+    expected = expected_digests(request)
+    who = principal(request)
+    asset, version, issued = await svc.uploads.upload(
         name=name,
-        content_type=content_type_of(request.headers.get(hdrs.CONTENT_TYPE)),
+        content_type=content_type,
         chunks=body_chunks(request),
-        size_hint=announced_length(request),
-        expected=expected_digests(request),
-        owner=principal(request).id,
+        size_hint=size_hint,
+        expected=expected,
+        owner=who.id,
         token=token_req,
         retention=retention,
-        metadata=principal(request).metadata,
+        metadata=who.metadata,
     )
     return created(
         UploadResponse(
@@ -156,13 +168,19 @@ async def upload_form_or_json(request: web.Request) -> web.Response:
 
 
 async def _part_chunks(
-    part: BodyPartReader, size: int, counter: Counter | None = None
+    part: BodyPartReader, size: int, idle: float, counter: Counter | None = None
 ) -> AsyncIterator[bytes]:
     try:
-        while chunk := await part.read_chunk(size):
+        while True:
+            async with asyncio.timeout(idle):
+                chunk = await part.read_chunk(size)
+            if not chunk:
+                return
             if counter is not None:
                 counter.inc(len(chunk))
             yield chunk
+    except TimeoutError:
+        raise RequestTimeout(f"no request body data for {idle:g} seconds") from None
     except GatewayError:
         raise
     except Exception as exc:
@@ -171,9 +189,9 @@ async def _part_chunks(
         ) from exc
 
 
-async def _read_field(part: BodyPartReader) -> str:
+async def _read_field(part: BodyPartReader, idle: float) -> str:
     data = bytearray()
-    async for chunk in _part_chunks(part, MAX_FIELD_BYTES):
+    async for chunk in _part_chunks(part, MAX_FIELD_BYTES, idle):
         data += chunk
         if len(data) > MAX_FIELD_BYTES:
             raise BadRequest(f"form field {part.name!r} is too long", code="malformed_multipart")
@@ -183,49 +201,66 @@ async def _read_field(part: BodyPartReader) -> str:
         raise BadRequest(f"form field {part.name!r} is not UTF-8", code="malformed_multipart") from None
 
 
+async def _next_part(reader: MultipartReader, idle: float) -> BodyPartReader | None:
+    try:
+        async with asyncio.timeout(idle):
+            part = await reader.next()
+    except TimeoutError:
+        raise RequestTimeout(f"no request body data for {idle:g} seconds") from None
+    except Exception as exc:
+        raise BadRequest("malformed multipart body", code="malformed_multipart") from exc
+    if part is not None and not isinstance(part, BodyPartReader):
+        raise BadRequest("nested multipart is not supported", code="malformed_multipart")
+    return part
+
+
 async def _upload_form(request: web.Request) -> web.Response:
+    """Files are staged as their parts arrive; fields may come before or after them. The number of
+    files is bounded by what one catalog transaction can commit, the number of parts by MAX_FORM_PARTS;
+    both are enforced when the offending part's headers arrive, before its bytes are read."""
     svc = request.app[SERVICE]
-    chunk_size = request.app[SETTINGS].read_chunk_size
+    settings = request.app[SETTINGS]
+    idle = settings.body_idle_timeout
+    max_files = svc.uploads.max_form_files
     fields: dict[str, str] = {}
     staged: list[Staged] = []
+    parts = 0
     try:
+        await send_continue(request)
         try:
             reader = await request.multipart()
         except Exception as exc:
             raise BadRequest("malformed multipart body", code="malformed_multipart") from exc
-        while True:
-            try:
-                part = await reader.next()
-            except Exception as exc:
-                raise BadRequest("malformed multipart body", code="malformed_multipart") from exc
-            if part is None:
-                break
-            if not isinstance(part, BodyPartReader):
-                raise BadRequest("nested multipart is not supported", code="malformed_multipart")
+        while (part := await _next_part(reader, idle)) is not None:
+            parts += 1
+            if parts > MAX_FORM_PARTS:
+                raise BadRequest(f"at most {MAX_FORM_PARTS} parts per form", code="too_many_parts")
             if part.name == "file" or part.filename is not None:
-                if len(staged) >= MAX_FORM_FILES:
-                    raise BadRequest(f"at most {MAX_FORM_FILES} files per form", code="too_many_files")
+                if len(staged) >= max_files:
+                    raise BadRequest(f"at most {max_files} files per form", code="too_many_files")
                 if not part.filename:
                     raise BadRequest("file part without a filename", code="invalid_name")
+                counter = request.app[METRICS].bytes_in
                 staged.append(
-                    await svc.stage(
+                    await svc.uploads.stage(
                         name=validate_name(part.filename),
                         content_type=content_type_of(part.headers.get(hdrs.CONTENT_TYPE)),
-                        chunks=_part_chunks(part, chunk_size, request.app[METRICS].bytes_in),
+                        chunks=_part_chunks(part, settings.read_chunk_size, idle, counter),
                         size_hint=None,
                     )
                 )
-            elif part.name in ("token", "expiry", "max_downloads", "name", "expires"):
-                fields[part.name] = await _read_field(part)
+            elif part.name in FORM_FIELDS:
+                fields[part.name] = await _read_field(part, idle)
             else:
-                await _read_field(part)  # unknown small fields are ignored, big ones refused
+                await _read_field(part, idle)  # unknown small fields are ignored, big ones refused
         if not staged:
             raise BadRequest("no file part in the form (name it 'file')", code="missing_file")
-        token_req = svc.token_request(fields.get("token"), fields.get("expiry"), fields.get("max_downloads"))
+        p = svc.params
+        token_req = p.token_request(fields.get("token"), fields.get("expiry"), fields.get("max_downloads"))
         bundle_name = validate_name(fields["name"]) if fields.get("name") else "files.zip"
-        retention = svc.parse_retention(fields.get("expires"))
+        retention = p.retention(fields.get("expires"))
         who = principal(request)
-        pairs, issued = await svc.commit(
+        pairs, issued = await svc.uploads.commit(
             staged,
             owner=who.id,
             token=token_req,
@@ -234,7 +269,7 @@ async def _upload_form(request: web.Request) -> web.Response:
             metadata=who.metadata,
         )
     except BaseException:
-        await svc.discard(staged)
+        await svc.uploads.discard(staged)
         raise
     token = TokenOut.of(issued, base_url(request)) if issued else None
     if len(pairs) == 1:
@@ -247,27 +282,29 @@ async def _upload_json(request: web.Request) -> web.Response:
     cap = request.app[SETTINGS].max_json_upload_size  # over it: 413, use a raw or multipart upload
     body = await read_json(request, JsonUploadRequest, max_bytes=cap)
     name = validate_name(body.name)
-    token_req = svc.token_request(
-        "1" if body.token is True else None if body.token is False else _opt_str(body.token),
+    token_req = svc.params.token_request(
+        "1" if body.token is True else "0" if body.token is False else _opt_str(body.token),
         _opt_str(body.expiry),
         body.max_downloads,
     )
-    retention = svc.parse_retention(_opt_str(body.expires))
+    retention = svc.params.retention(_opt_str(body.expires))
+    content_type = content_type_of(body.content_type)
     data = _decode_base64(body.data.image)
 
     async def once() -> AsyncIterator[bytes]:
         yield data
 
-    asset, version, issued = await svc.upload(
+    who = principal(request)
+    asset, version, issued = await svc.uploads.upload(
         name=name,
-        content_type=content_type_of(body.content_type),
+        content_type=content_type,
         chunks=once(),
         size_hint=len(data),
         expected=None,  # checksum headers describe the JSON, not the file
-        owner=principal(request).id,
+        owner=who.id,
         token=token_req,
         retention=retention,
-        metadata=principal(request).metadata,
+        metadata=who.metadata,
     )
     return created(
         UploadResponse(

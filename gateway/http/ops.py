@@ -1,0 +1,65 @@
+"""Operational endpoints: health of storage and catalog, and the OpenAPI description."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import hdrs, web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.errors import GatewayError
+from gateway.http.keys import AUTH, METRICS, SERVICE
+from gateway.http.models import HealthResponse
+from gateway.http.openapi import Operation, build_spec, operation
+
+HEALTH_TIMEOUT = 5.0
+
+
+@operation(
+    Operation(
+        summary="Liveness and reachability of storage and catalog",
+        tag="operations",
+        public=True,
+        responses={200: HealthResponse, 500: HealthResponse},
+        errors=(),
+    )
+)
+async def healthcheck(request: web.Request) -> web.Response:
+    svc = request.app[SERVICE]
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT):
+            await asyncio.gather(svc.backends.store.ping(), svc.backends.catalog.ping())
+    except (GatewayError, TimeoutError) as exc:
+        message = getattr(exc, "message", None) or "storage or catalog timed out"
+        body = HealthResponse(status="error", error=message)
+        return web.Response(status=500, text=body.model_dump_json(), content_type="application/json")
+    body = HealthResponse(status="success")
+    return web.Response(text=body.model_dump_json(exclude_none=True), content_type="application/json")
+
+
+@operation(
+    Operation(
+        summary="This description",
+        tag="operations",
+        public=True,
+        responses={200: "OpenAPI 3.1 document"},
+        errors=(),
+    )
+)
+async def openapi_json(request: web.Request) -> web.Response:
+    spec = build_spec(request.app, secured=request.app[AUTH].secured)
+    return web.json_response(spec)
+
+
+@operation(
+    Operation(
+        summary="Prometheus metrics (text exposition format)",
+        tag="operations",
+        public=True,
+        responses={200: "metrics"},
+        errors=(),
+    )
+)
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})

@@ -1,0 +1,81 @@
+"""Every route, declared once: method, path, name (metric label and operationId), handler, transfer kind.
+
+Whether a route is public is part of its OpenAPI :class:`~gateway.http.openapi.Operation` (on the
+handler), so the spec, the auth middleware and the metrics all read the same declaration; nothing
+repeats route names in sets elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
+
+from gateway.http import downloads, manage, ops, tokens, uploads, zips
+from gateway.http.bodies import defer_continue
+from gateway.http.docs_page import docs_page
+from gateway.http.openapi import described
+
+Transfer = Literal["upload", "download"]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    name: str
+    handler: Handler
+    transfer: Transfer | None = None  # counted in gateway_transfers_in_flight
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/healthcheck", "healthcheck", ops.healthcheck),
+    Route("GET", "/metrics", "metrics", ops.metrics_endpoint),
+    Route("GET", "/openapi.json", "openapi", ops.openapi_json),
+    Route("GET", "/docs", "docs", docs_page),
+    Route("POST", "/asset", "upload-form", uploads.upload_form_or_json, "upload"),
+    Route("POST", "/asset/{name}", "upload-raw-post", uploads.upload_raw, "upload"),
+    Route("PUT", "/asset/{name}", "upload-raw-put", uploads.upload_raw, "upload"),
+    Route("GET", "/asset/{id}", "asset-download", downloads.download_asset, "download"),
+    Route("DELETE", "/asset/{id}", "asset-delete", manage.delete_asset),
+    Route("GET", "/asset/{id}/meta", "asset-meta", manage.asset_meta),
+    Route("PUT", "/asset/{id}/content", "asset-content", manage.put_content, "upload"),
+    Route("GET", "/assets", "asset-list", manage.list_assets),
+    Route("GET", "/asset-token/{token}", "token-download", downloads.download_token, "download"),
+    Route("DELETE", "/asset-token/{token}", "token-revoke", tokens.revoke_by_secret),
+    Route("POST", "/asset/{id}/tokens", "token-create", tokens.create_token),
+    Route("GET", "/asset/{id}/tokens", "token-list", tokens.list_tokens),
+    Route("DELETE", "/asset/{id}/tokens/{token_id}", "token-revoke-id", tokens.revoke_by_id),
+    Route("POST", "/zip", "zip", zips.create_zip, "download"),
+    Route("POST", "/bundle", "bundle", zips.create_bundle),
+)
+BY_NAME = {r.name: r for r in ROUTES}
+
+
+def add_routes(app: web.Application) -> None:
+    """Register every route; GET also answers HEAD. ``Expect: 100-continue`` is deferred to the first
+    body read on every route (see gateway/http/bodies.py)."""
+    for r in ROUTES:
+        if r.method == hdrs.METH_GET:
+            app.router.add_get(r.path, r.handler, name=r.name, expect_handler=defer_continue)
+        else:
+            app.router.add_route(r.method, r.path, r.handler, name=r.name, expect_handler=defer_continue)
+
+
+def route_of(request: web.Request) -> Route | None:
+    name = request.match_info.route.name
+    return BY_NAME.get(name) if name else None
+
+
+def is_public(request: web.Request, *, metrics_public: bool) -> bool:
+    """No credentials needed: share-link downloads, health, the API description, and (configurable)
+    metrics -- for GET/HEAD only."""
+    route = route_of(request)
+    if route is None or request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
+        return False
+    if route.name == "metrics":
+        return metrics_public
+    op = described(route.handler)
+    return op is not None and op.public

@@ -1,0 +1,175 @@
+"""The download engine: one path from a representation to bytes on the wire, for files and zips alike.
+
+    plan      conditionals (304), If-Range and one Range (206/416) from size, ETag and mtime alone
+    open      the bytes to send (a blob, or a zip's segments), before anything is counted
+    claim     a share link's download, one conditional catalog write (``CountedLink``)
+    prepare   headers go out; if that fails the claim is released: a download counts only when sent
+    send      read-ahead streaming; a storage failure after the headers aborts the TCP connection, so
+              with an exact Content-Length a client sees a truncated transfer, never a short "complete" one
+
+A single file and a zip differ only in their :class:`Representation`; HEAD, 304 and 416 never reach
+``claim``, and neither does anything that fails before the response starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import hdrs, web
+
+from gateway.http.keys import METRICS
+from gateway.http.ranges import http_date, if_range_allows, not_modified, parse_range
+from gateway.ports import BlobReader
+from gateway.records import Token
+from gateway.service.tokens import Tokens
+
+log = logging.getLogger("gateway.http")
+
+
+@dataclass(frozen=True)
+class Representation:
+    """What a GET of one resource returns: its validators, its headers, and how to read a byte window."""
+
+    size: int
+    etag: str
+    mtime: float
+    headers: dict[str, str]  # Content-Type, Content-Disposition, Cache-Control
+    open: Callable[[int, int], Awaitable[BlobReader]]  # (offset, length) -> reader
+    what: str  # for logs: never a secret
+
+
+@dataclass(frozen=True)
+class CountedLink:
+    """A share link whose downloads are counted: claimed before the headers, released if they fail."""
+
+    tokens: Tokens
+    token: Token
+
+    async def claim(self) -> None:
+        await self.tokens.claim(self.token)
+
+    async def release(self) -> None:
+        await self.tokens.release(self.token)
+
+
+@dataclass(frozen=True)
+class Plan:
+    status: int
+    offset: int
+    length: int
+    headers: dict[str, str]
+
+
+def plan(request: web.Request, rep: Representation) -> Plan | web.Response:
+    """Status, byte window and headers for a GET/HEAD of ``rep``; or a ready 304. Raises 416."""
+    headers = {
+        hdrs.ETAG: rep.etag,
+        hdrs.LAST_MODIFIED: http_date(rep.mtime),
+        hdrs.ACCEPT_RANGES: "bytes",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+        **rep.headers,
+    }
+    h = request.headers
+    if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):  # POST /zip: always the whole archive
+        return Plan(200, 0, rep.size, headers)
+    if not_modified(h.get(hdrs.IF_NONE_MATCH), h.get(hdrs.IF_MODIFIED_SINCE), rep.etag, rep.mtime):
+        keep = (hdrs.ETAG, hdrs.LAST_MODIFIED, hdrs.CACHE_CONTROL)
+        return web.Response(status=304, headers={k: v for k, v in headers.items() if k in keep})
+    rng = None
+    if if_range_allows(h.get(hdrs.IF_RANGE), rep.etag, rep.mtime):
+        rng = parse_range(h.get(hdrs.RANGE), rep.size)
+    if rng is None:
+        return Plan(200, 0, rep.size, headers)
+    headers[hdrs.CONTENT_RANGE] = f"bytes {rng.start}-{rng.end}/{rep.size}"
+    return Plan(206, rng.start, rng.length, headers)
+
+
+async def serve(
+    request: web.Request,
+    rep: Representation,
+    *,
+    link: CountedLink | None = None,
+    redirect: Callable[[], Awaitable[str | None]] | None = None,
+) -> web.StreamResponse:
+    planned = plan(request, rep)
+    if isinstance(planned, web.Response):
+        return planned
+    resp = web.StreamResponse(status=planned.status, headers=planned.headers)
+    resp.content_length = planned.length
+    if request.method == hdrs.METH_HEAD:
+        await resp.prepare(request)
+        return resp
+    if redirect is not None and (location := await redirect()) is not None:
+        if link is not None:
+            await link.claim()
+        return web.Response(status=302, headers={hdrs.LOCATION: location, hdrs.CACHE_CONTROL: "no-store"})
+    reader = await rep.open(planned.offset, planned.length)
+    try:
+        if link is not None:
+            await link.claim()
+        try:
+            await resp.prepare(request)
+        except BaseException:
+            if link is not None:
+                await asyncio.shield(link.release())
+            raise
+        return await send_body(request, resp, aiter(reader), planned.length, rep.what)
+    finally:
+        await reader.aclose()
+
+
+async def read_ahead(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
+    """Fetch the next chunk while the current one is written: storage and socket work overlap.
+
+    Depth one, so memory stays at two chunks. For zips the "next chunk" may be opening the next member,
+    which happens only after the previous member's stream has closed (one member stream at a time).
+    """
+    pending: asyncio.Future[bytes] = asyncio.ensure_future(anext(chunks))
+    try:
+        while True:
+            try:
+                chunk = await pending
+            except StopAsyncIteration:
+                return
+            pending = asyncio.ensure_future(anext(chunks))
+            yield chunk
+    finally:
+        if not pending.done():
+            pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+
+
+async def send_body(
+    request: web.Request, resp: web.StreamResponse, chunks: AsyncIterator[bytes], length: int, what: str
+) -> web.StreamResponse:
+    sent = 0
+    counter = request.app[METRICS].bytes_out
+    ahead = read_ahead(chunks)
+    try:
+        async for chunk in ahead:
+            await resp.write(chunk)
+            sent += len(chunk)
+            counter.inc(len(chunk))
+    except ConnectionError:
+        raise
+    except Exception:
+        log.exception("%s aborted after %d of %d bytes", what, sent, length)
+        _abort(request)
+        return resp
+    finally:
+        await ahead.aclose()
+    if sent != length:
+        log.error("%s: storage ended after %d of %d bytes", what, sent, length)
+        _abort(request)
+        return resp
+    await resp.write_eof()
+    return resp
+
+
+def _abort(request: web.Request) -> None:
+    if request.transport is not None:
+        request.transport.abort()

@@ -1,0 +1,116 @@
+"""Zips of many assets: ``POST /zip`` streams one, ``POST /bundle`` makes a link that streams one.
+
+The archive is a :class:`~gateway.http.streaming.Representation` like any file: its layout (and so
+its exact length and ETag) is computed from catalog data before a byte is sent, and its reader opens
+member streams one at a time as the byte window reaches them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+
+from aiohttp import hdrs, web
+
+from gateway.http.bodies import read_json
+from gateway.http.keys import SERVICE, principal
+from gateway.http.models import BundleRequest, TokenCreated, ZipRequest
+from gateway.http.openapi import Operation, operation
+from gateway.http.streaming import Representation, serve
+from gateway.http.tokens import token_created
+from gateway.names import content_disposition, validate_name
+from gateway.ports import BlobReader
+from gateway.records import Version
+from gateway.service import Services
+from gateway.service.zips import MemberSpec
+from gateway.ziplayout import Member, ZipLayout, layout
+
+MAX_ZIP_REQUEST = 8 * 1024 * 1024  # 10,000 members with versions and 1 KiB paths fit
+
+
+class ZipReader:
+    """A byte window of an archive; member streams are opened one at a time, and closed."""
+
+    def __init__(self, svc: Services, zl: ZipLayout[Version], offset: int, length: int) -> None:
+        self._chunks = self._generate(svc, zl, offset, length)
+
+    @staticmethod
+    async def _generate(
+        svc: Services, zl: ZipLayout[Version], offset: int, length: int
+    ) -> AsyncGenerator[bytes, None]:
+        for seg in zl.range(offset, offset + length - 1):
+            if isinstance(seg, bytes):
+                yield seg
+                continue
+            reader: BlobReader = await svc.assets.open(seg.source, seg.offset, seg.length)
+            try:
+                async for chunk in reader:
+                    yield chunk
+            finally:
+                await reader.aclose()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
+
+
+def zip_representation(
+    svc: Services, members: Sequence[Member[Version]], name: str, *, shared: bool
+) -> Representation:
+    zl = layout(members)
+
+    async def open_window(offset: int, length: int) -> BlobReader:
+        return ZipReader(svc, zl, offset, length)
+
+    return Representation(
+        size=zl.size,
+        etag=zl.etag,
+        mtime=max(m.mtime for m in members),
+        headers={
+            hdrs.CONTENT_DISPOSITION: content_disposition(name),
+            hdrs.CONTENT_TYPE: "application/zip",
+            hdrs.CACHE_CONTROL: "no-store" if shared else "private, no-cache",
+        },
+        open=open_window,
+        what="zip",
+    )
+
+
+@operation(
+    Operation(
+        summary="Stream a zip of several assets (exact Content-Length, ZIP64 where needed)",
+        tag="zip",
+        body=ZipRequest,
+        responses={200: "the zip"},
+        binary_response="application/zip",
+    )
+)
+async def create_zip(request: web.Request) -> web.StreamResponse:
+    """POST /zip: stream a zip of the listed assets."""
+    body = await read_json(request, ZipRequest, max_bytes=MAX_ZIP_REQUEST)
+    name = validate_name(body.name)
+    specs = [
+        MemberSpec(m) if isinstance(m, str) else MemberSpec(m.id, m.version, m.path) for m in body.assets
+    ]
+    svc = request.app[SERVICE]
+    members = await svc.zips.members(specs, owner=principal(request).id)
+    return await serve(request, zip_representation(svc, members, name, shared=False))
+
+
+@operation(
+    Operation(
+        summary="Create a bundle link that streams a zip of several assets",
+        tag="zip",
+        body=BundleRequest,
+        responses={201: TokenCreated},
+    )
+)
+async def create_bundle(request: web.Request) -> web.Response:
+    """POST /bundle: a token whose link streams a zip of the listed assets (duplicates count once)."""
+    svc = request.app[SERVICE]
+    body = await read_json(request, BundleRequest, max_bytes=MAX_ZIP_REQUEST)
+    name = validate_name(body.name)
+    req = svc.params.mint_request(body.expiry, body.max_downloads)
+    issued = await svc.zips.mint_bundle(body.assets, req, owner=principal(request).id, name=name)
+    return token_created(request, issued)

@@ -1,0 +1,51 @@
+"""The gateway's rules, one module per concern, each written against the ports (never HTTP, never an SDK).
+
+    params.py     what a request may ask for: expiry, limits, retention (the one parser of each)
+    context.py    Backends: the store, the catalog and their declared capabilities and limits
+    assets.py     finding, listing, describing and reading assets (ownership lives here)
+    uploads.py    stage bytes, commit the catalog change, new versions; nothing half-visible
+    tokens.py     minting, resolving, claiming / releasing downloads, revoking, redirects
+    zips.py       resolving zip members and bundle links
+    retention.py  deletion, expiry and the sweeper
+
+:class:`Services` bundles them for the HTTP layer, which reaches it through one typed app key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gateway.service.assets import AssetReader
+from gateway.service.context import Backends
+from gateway.service.params import Params
+from gateway.service.retention import Retention
+from gateway.service.tokens import Tokens
+from gateway.service.uploads import Uploads
+from gateway.service.zips import Zips
+
+
+@dataclass(frozen=True)
+class Services:
+    backends: Backends
+    params: Params
+    assets: AssetReader
+    uploads: Uploads
+    tokens: Tokens
+    zips: Zips
+    retention: Retention
+
+    @classmethod
+    def of(cls, backends: Backends, *, on_sweep_failure: Callable[[], None] | None = None) -> Services:
+        params = Params(backends.settings)
+        assets = AssetReader(backends)
+        tokens = Tokens(backends, assets)
+        return cls(
+            backends=backends,
+            params=params,
+            assets=assets,
+            uploads=Uploads(backends, assets, tokens),
+            tokens=tokens,
+            zips=Zips(backends, assets, tokens),
+            retention=Retention(backends, assets, on_failure=on_sweep_failure),
+        )

@@ -1,0 +1,249 @@
+"""Uploads in two phases: bytes first (``stage``), catalog second (``commit``).
+
+The catalog write is the moment an asset becomes visible, so a failure at any point before it leaves
+nothing readable, and the only cleanup ever needed is deleting blobs this request wrote. A multipart
+form stages several files and commits them (and their token) in one catalog transaction, which is why
+a form's file count is bounded by the catalog's transaction limit (:func:`max_files_per_commit`).
+
+An *ambiguous* commit -- the catalog call failed or was cancelled, but the write may have happened (an
+answer lost on the wire, a cancelled SQLite COMMIT that completed on its thread) -- is read back before
+anything is deleted: deleting the blob of an asset that is in fact visible would be data loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import CatalogError, GatewayError
+from gateway.hashing import DigestingStream, Digests, Expected
+from gateway.names import guess_content_type, validate_name
+from gateway.ports import CatalogLimits
+from gateway.records import Asset, NewAsset, Version
+from gateway.service.assets import AssetReader
+from gateway.service.context import Backends
+from gateway.service.params import TokenRequest
+from gateway.service.tokens import IssuedToken, Tokens
+
+log = logging.getLogger("gateway.service")
+VERSION_RETRIES = 8
+# Catalog items one file of a form may need: META, owner entry, version, expiry entry, token pointer.
+ITEMS_PER_FILE = 5
+ITEMS_PER_COMMIT = 2  # the token item and the expiry-index cursor
+
+
+def max_files_per_commit(limits: CatalogLimits) -> int:
+    """Files one form may carry so that its commit always fits one catalog transaction."""
+    return (limits.max_transaction_items - ITEMS_PER_COMMIT) // ITEMS_PER_FILE
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Bytes that are stored but not yet visible."""
+
+    asset_id: str
+    name: str
+    content_type: str
+    blob_key: str
+    digests: Digests
+
+
+class Uploads:
+    def __init__(self, backends: Backends, assets: AssetReader, tokens: Tokens) -> None:
+        self.b = backends
+        self.assets = assets
+        self.tokens = tokens
+
+    @property
+    def max_form_files(self) -> int:
+        return max_files_per_commit(self.b.limits)
+
+    async def stage(
+        self,
+        *,
+        name: str,
+        content_type: str | None,
+        chunks: AsyncIterator[bytes],
+        size_hint: int | None,
+        expected: Expected | None = None,
+        asset_id: str | None = None,
+    ) -> Staged:
+        """Store the bytes of a new asset (or, with ``asset_id``, of a new version of that asset).
+
+        Blob keys are ``assets/<asset id>/<random>``: grouped by asset (gc relies on it), and unique per
+        upload so racing writers never overwrite each other before the catalog decides.
+        """
+        validate_name(name)
+        asset_id = asset_id or str(uuid.uuid4())
+        blob_key = f"assets/{asset_id}/{uuid.uuid4().hex}"
+        stream = DigestingStream(chunks, max_size=self.b.settings.max_upload_size, expected=expected)
+        await self.b.store.write(blob_key, stream, size_hint=size_hint)
+        return Staged(
+            asset_id=asset_id,
+            name=name,
+            content_type=content_type or guess_content_type(name),
+            blob_key=blob_key,
+            digests=stream.digests(),
+        )
+
+    async def discard(self, staged: Sequence[Staged]) -> None:
+        """Delete staged blobs; shielded so a cancelled request still cleans up."""
+
+        async def _drop() -> None:
+            for s in staged:
+                with contextlib.suppress(Exception):
+                    await self.b.store.delete(s.blob_key)
+
+        await asyncio.shield(_drop())
+
+    async def commit(
+        self,
+        staged: Sequence[Staged],
+        *,
+        owner: str,
+        token: TokenRequest | None,
+        bundle_name: str | None = None,
+        retention: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> tuple[list[tuple[Asset, Version]], IssuedToken | None]:
+        now = self.b.clock()
+        expires_at = None if retention is None else math.ceil(now) + retention  # never shorter than asked
+        pairs = [
+            (
+                Asset(
+                    id=s.asset_id,
+                    name=s.name,
+                    owner=owner,
+                    content_type=s.content_type,
+                    created=now,
+                    expires_at=expires_at,
+                    metadata=dict(metadata or {}),
+                ),
+                Version(
+                    asset_id=s.asset_id,
+                    version=0,
+                    size=s.digests.size,
+                    sha256=s.digests.sha256,
+                    crc32=s.digests.crc32,
+                    blob_key=s.blob_key,
+                    created=now,
+                    content_type=s.content_type,
+                ),
+            )
+            for s in staged
+        ]
+        issued = None
+        if token is not None:
+            bundle = len(pairs) > 1
+            issued = self.tokens.issue(
+                [a for a, _ in pairs], owner, token, bundle=bundle, name=bundle_name if bundle else None
+            )
+        news = [NewAsset(a, v) for a, v in pairs]
+        if issued is not None and news:
+            news[0] = NewAsset(news[0].asset, news[0].version, (issued.record,))
+        await self._write_or_discard(news, staged)
+        return pairs, issued
+
+    async def _write_or_discard(self, news: Sequence[NewAsset], staged: Sequence[Staged]) -> None:
+        """The catalog write; its outcome decided (read back if need be) before any blob is deleted."""
+        write = asyncio.ensure_future(self.b.catalog.create_assets(news))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # The request is going away, but the write runs on: wait for its real outcome.
+            with contextlib.suppress(BaseException):
+                await write
+            committed = write.done() and not write.cancelled() and write.exception() is None
+            if not committed and await self._visible(news[0]) is False:
+                await self.discard(staged)
+            raise
+        except Exception:
+            visible = await self._visible(news[0])
+            if visible:
+                log.warning("commit of %s reported failure but is visible: kept", news[0].asset.id)
+                return
+            if visible is False:
+                await self.discard(staged)
+            raise
+
+    async def _visible(self, first: NewAsset) -> bool | None:
+        """Whether ``first`` was written (None: cannot tell; then nothing is deleted, gc decides later)."""
+        try:
+            found = await self.b.catalog.get_asset(first.asset.id)
+        except GatewayError:
+            log.warning("commit outcome unknown for %s: blobs left for `gateway gc`", first.asset.id)
+            return None
+        if found is None:
+            return False
+        return found.latest is None or found.latest.blob_key == first.version.blob_key
+
+    async def upload(
+        self,
+        *,
+        name: str,
+        content_type: str | None,
+        chunks: AsyncIterator[bytes],
+        size_hint: int | None,
+        expected: Expected | None,
+        owner: str,
+        token: TokenRequest | None,
+        retention: int | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> tuple[Asset, Version, IssuedToken | None]:
+        staged = await self.stage(
+            name=name, content_type=content_type, chunks=chunks, size_hint=size_hint, expected=expected
+        )
+        [(asset, version)], issued = await self.commit(
+            [staged], owner=owner, token=token, retention=retention, metadata=metadata
+        )
+        return asset, version, issued
+
+    async def new_version(
+        self,
+        asset_id: str,
+        *,
+        owner: str,
+        content_type: str | None,
+        chunks: AsyncIterator[bytes],
+        size_hint: int | None,
+        expected: Expected | None,
+    ) -> tuple[Asset, Version]:
+        """Stream a new version; its number is claimed by a conditional catalog write.
+
+        The blob key is unique per upload, so when a concurrent upload wins the number we simply retry
+        with the next one (the bytes are already stored); after a few lost races we give up and delete.
+        """
+        asset, _ = await self.assets.find(asset_id, owner=owner)
+        staged = await self.stage(
+            name=asset.name,
+            content_type=content_type or asset.content_type,
+            chunks=chunks,
+            size_hint=size_hint,
+            expected=expected,
+            asset_id=asset.id,
+        )
+        try:
+            for _ in range(VERSION_RETRIES):
+                version = Version(
+                    asset_id=asset.id,
+                    version=asset.latest_version + 1,
+                    size=staged.digests.size,
+                    sha256=staged.digests.sha256,
+                    crc32=staged.digests.crc32,
+                    blob_key=staged.blob_key,
+                    created=self.b.clock(),
+                    content_type=staged.content_type,
+                )
+                if await self.b.catalog.add_version(asset, version):
+                    return asset, version
+                asset, _ = await self.assets.find(asset_id, owner=owner)
+            raise CatalogError("too many concurrent version uploads; try again", code="version_conflict")
+        except BaseException:
+            await self.discard([staged])
+            raise
