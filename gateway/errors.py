@@ -10,6 +10,7 @@ from __future__ import annotations
 class GatewayError(Exception):
     status = 500
     code = "internal"
+    closes_connection = False  # the rest of the request cannot be read: answer, then hang up
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
@@ -52,6 +53,7 @@ class RequestTimeout(GatewayError):
 
     status = 408
     code = "request_timeout"
+    closes_connection = True
 
 
 class LengthRequired(GatewayError):

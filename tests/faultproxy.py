@@ -50,7 +50,12 @@ class Truncate:
     after: int
 
 
-Action = Respond | Reset | Stall | Truncate
+@dataclass(frozen=True)
+class LoseAnswer:
+    """Forward the request (it takes effect upstream), then drop the connection without answering."""
+
+
+Action = Respond | Reset | Stall | Truncate | LoseAnswer
 Rule = Callable[[web.Request], Action | None]  # None: forward untouched
 
 
@@ -100,6 +105,10 @@ async def fault_proxy(upstream: str, rule: Rule) -> AsyncIterator[str]:
         async with session.request(
             request.method, upstream + request.path_qs, headers=headers, data=body
         ) as up:
+            if isinstance(action, LoseAnswer):
+                await up.read()
+                _abort(request)
+                return web.Response()
             drop = ("transfer-encoding", "content-encoding", "connection")
             resp = web.StreamResponse(
                 status=up.status, headers={k: v for k, v in up.headers.items() if k.lower() not in drop}

@@ -55,7 +55,9 @@ async def test_range_across_parts(client: TestClient[Any, Any]) -> None:
     assert resp.status == 206 and await resp.read() == data[PART - 5 : PART + 6]
 
 
-@pytest.mark.parametrize("header", ["bytes=1000-", "bytes=5-2", "bytes=abc", "bytes=-0", "bytes=" + "9" * 5000 + "-"])
+@pytest.mark.parametrize(
+    "header", ["bytes=1000-", "bytes=5-2", "bytes=abc", "bytes=-0", "bytes=" + "9" * 5000 + "-"]
+)
 async def test_bad_ranges(client: TestClient[Any, Any], header: str) -> None:
     aid = (await upload(client, "r.bin", os.urandom(1000)))["asset"]["id"]
     resp = await client.get(f"/asset/{aid}", headers={"Range": header})
@@ -185,7 +187,9 @@ async def test_storage_failure_mid_stream_aborts_connection(
     async def short() -> Any:
         yield data[:MiB]
 
-    await svc.backends.store.write(version.blob_key, short(), size_hint=None)  # truncate behind the catalog's back
+    await svc.backends.store.write(
+        version.blob_key, short(), size_hint=None
+    )  # truncate behind the catalog's back
     resp = await client.get(f"/asset/{aid}")
     assert resp.status == 200
     with pytest.raises(Exception):  # noqa: B017 - any transport/payload error is right

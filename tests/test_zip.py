@@ -331,7 +331,9 @@ async def test_member_without_crc_is_read_once_and_backfilled(
     resp = await client.post("/zip", json={"assets": [aid]})
     assert resp.status == 200
     check_zip(await resp.read(), {"old.bin": data}, tmp_path)  # exact length, correct CRC
-    assert (await svc.backends.catalog.get_version(aid, 0)).crc32 == zlib.crc32(data)  # recorded for next time
+    assert (await svc.backends.catalog.get_version(aid, 0)).crc32 == zlib.crc32(
+        data
+    )  # recorded for next time
     asset = await svc.backends.catalog.get_asset(aid)
     assert asset is not None and (
         asset.latest.crc32 == zlib.crc32(data) if keep_copy else asset.latest is None

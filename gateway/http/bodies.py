@@ -71,8 +71,6 @@ async def _timed_read(request: web.Request, idle: float) -> bytes:
         async with asyncio.timeout(idle):
             return await request.content.readany()
     except TimeoutError:
-        if request.transport is not None:
-            request.transport.close()  # the rest of this body is not worth waiting for
         raise RequestTimeout(f"no request body data for {idle:g} seconds") from None
 
 

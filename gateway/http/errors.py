@@ -37,6 +37,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             resp.headers["Content-Range"] = f"bytes */{exc.size}"
         if isinstance(exc, Unauthorized):
             resp.headers["WWW-Authenticate"] = 'Bearer realm="gateway"'
+        if exc.closes_connection:
+            # Answer, then hang up: waiting for the rest of a stalled body is what the timeout ended.
+            resp.force_close()
+            await resp.prepare(request)
+            await resp.write_eof()
+            if request.transport is not None:
+                request.transport.close()  # after the buffered answer is flushed
         return resp
     except web.HTTPException as exc:
         if exc.status < 400:

@@ -138,6 +138,8 @@ def build_spec(app: web.Application, *, secured: bool) -> dict[str, Any]:
                     "description": " or ".join(o.__name__ for o in outs),
                     "content": {"application/json": {"schema": schema}},
                 }
+                if links := _links(app, outs[0]):
+                    responses[str(status)]["links"] = links
         error_statuses = set(op.errors) | ({401} if secured and not op.public else set())
         if isinstance(op.body, type):  # every JSON body: over the cap / not JSON
             error_statuses |= {400, 413, 415}
@@ -176,6 +178,33 @@ def build_spec(app: web.Application, *, secured: bool) -> dict[str, Any]:
             },
         },
     }
+
+
+# Where a response names something the next request can use: OpenAPI links, so stateful fuzzing (and
+# readers) can chain upload -> download / meta / tokens / delete, and mint -> use / revoke a link.
+_LINK_SOURCES = {
+    "UploadResponse": ("id", "$response.body#/asset/id"),
+    "TokenCreated": ("token", "$response.body#/token/token"),
+}
+
+
+def _links(app: web.Application, model: type[BaseModel]) -> dict[str, Any]:
+    source = _LINK_SOURCES.get(model.__name__)
+    if source is None:
+        return {}
+    param, expression = source
+    out: dict[str, Any] = {}
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("formatter") or info.get("path")
+        if route.method == "HEAD" or path is None or described(route.handler) is None:
+            continue
+        if _path_params(path) == [param]:
+            out[f"{route.name}-{route.method.lower()}"] = {
+                "operationId": route.name,
+                "parameters": {param: expression},
+            }
+    return out
 
 
 def _path_params(path: str) -> list[str]:

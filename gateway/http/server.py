@@ -25,7 +25,15 @@ CANCEL_TIMEOUT = 10.0  # after the grace: time for cancelled transfers to abort 
 
 async def run_server(settings: Settings) -> None:
     app = create_app(settings)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=CANCEL_TIMEOUT)
+    # aiohttp's keep-alive timer starts when a connection opens and is not extended by partial data,
+    # so it is also the deadline for a request's headers (a slowloris client is cut off after it).
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        shutdown_timeout=CANCEL_TIMEOUT,
+        keepalive_timeout=settings.header_timeout,
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     await site.start()
