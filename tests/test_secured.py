@@ -268,3 +268,37 @@ def test_key_hashes_only_in_configuration(
     auth = Authenticator(Settings())
     assert auth.secured and auth.authenticate(f"Bearer {key}").id == "key:svc"
     assert os.environ["GATEWAY_API_KEYS"].count(key) == 0
+
+
+def same_backends(base: Any, **extra: Any) -> Any:
+    """Secured settings on the very table/bucket (or files) of ``base``, validated like any settings."""
+    return type(base).model_validate(base.model_dump() | auth_settings(**extra))
+
+
+async def test_principal_namespaces_and_owner_aliases(settings_factory: Any, make_client: Any) -> None:
+    """A JWT subject can pose neither as an API key nor as the open-mode owner; aliases are explicit."""
+    base = settings_factory()
+    open_client = await make_client(base)
+    open_id = (await (await open_client.put("/asset/open.txt", data=b"open")).json())["asset"]["id"]
+    secured = await make_client(same_backends(base, jwt_algorithms=["HS256"], jwt_secret=SECRET))
+    a = await alice_fixture(secured)
+    for sub in ("alice", "key:alice", "public", "key:alice:x"):
+        who = bearer(hs(claims(sub=sub)))
+        for aid in (a["id"], open_id):
+            assert (await secured.get(f"/asset/{aid}", headers=who)).status == 404, (sub, aid)
+    assert (await secured.get(f"/asset/{open_id}", headers=bearer(ALICE_KEY))).status == 404
+    # an operator who moves from open mode to alice's key keeps the old uploads with an alias
+    aliased = await make_client(base.model_copy(update=auth_settings(owner_aliases=["key:alice=public"])))
+    got = await aliased.get(f"/asset/{open_id}", headers=bearer(ALICE_KEY))
+    assert got.status == 200 and await got.read() == b"open"
+    assert (await aliased.get(f"/asset/{open_id}", headers=bearer(BOB_KEY))).status == 404
+
+
+async def test_metrics_public_by_default_and_protectable(settings_factory: Any, make_client: Any) -> None:
+    default = await make_client(settings_factory(**auth_settings()))
+    assert (await default.get("/metrics")).status == 200
+    closed = await make_client(settings_factory(**auth_settings(metrics_public=False)))
+    resp = await closed.get("/metrics")
+    assert resp.status == 401 and await error_code(resp) == "unauthorized"
+    assert (await closed.get("/metrics", headers=bearer(ALICE_KEY))).status == 200
+    assert (await closed.get("/healthcheck")).status == 200
