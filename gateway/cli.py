@@ -15,6 +15,7 @@ from gateway.config import ConfigError, Settings, load_settings
 from gateway.gc import GcReport, collect
 from gateway.observability import configure_logging
 from gateway.ports import BlobStore, Catalog
+from gateway.service.context import Backends
 from gateway.storage import blob_store_from_settings
 
 
@@ -42,7 +43,7 @@ async def _init(settings: Settings) -> None:
 
 async def _gc(settings: Settings, grace: float) -> GcReport:
     async with opened(settings) as (store, catalog):
-        return await collect(store, catalog, grace=grace)
+        return await collect(Backends.compose(store, catalog, settings), grace=grace)
 
 
 def _healthcheck(settings: Settings) -> int:

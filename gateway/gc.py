@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from gateway.ports import BlobInventory, BlobStore, Catalog
+from gateway.service.context import Backends
 
 ASSET_PREFIX = "assets/"
 
@@ -24,14 +24,16 @@ class GcReport:
     orphans_deleted: int = 0
 
 
-async def collect(store: BlobStore, catalog: Catalog, *, grace: float, now: float | None = None) -> GcReport:
+async def collect(backends: Backends, *, grace: float, now: float | None = None) -> GcReport:
+    """Only stores that declared the inventory capability can be collected (the filesystem and S3 do)."""
     report = GcReport()
-    if not isinstance(store, BlobInventory):
+    inventory, catalog = backends.inventory, backends.catalog
+    if inventory is None:
         return report
     cutoff = (time.time() if now is None else now) - grace
-    report.aborted_uploads = await store.abort_stale_uploads(cutoff)
+    report.aborted_uploads = await inventory.abort_stale_uploads(cutoff)
     referenced: dict[str, set[str]] = {}
-    async for blob in store.list_blobs(ASSET_PREFIX):
+    async for blob in inventory.list_blobs(ASSET_PREFIX):
         report.blobs_checked += 1
         if blob.modified >= cutoff:
             continue  # may belong to an upload that has not committed yet
@@ -42,6 +44,6 @@ async def collect(store: BlobStore, catalog: Catalog, *, grace: float, now: floa
         if asset_id not in referenced:
             referenced = {asset_id: {v.blob_key for v in await catalog.list_versions(asset_id)}}
         if blob.key not in referenced[asset_id]:
-            await store.delete(blob.key)
+            await backends.store.delete(blob.key)
             report.orphans_deleted += 1
     return report

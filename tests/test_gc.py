@@ -48,15 +48,13 @@ async def test_gc_removes_orphans_and_stale_uploads(
     versions = await svc.backends.catalog.list_versions(kept)
     assert all(v.blob_key.startswith(f"assets/{kept}/") for v in versions)  # grouped by asset
 
-    report = await collect(
-        svc.backends.store, svc.backends.catalog, grace=3600
-    )  # everything is young: no blob goes
+    report = await collect(svc.backends, grace=3600)  # everything is young: no blob goes
     assert report.orphans_deleted == 0
     # moto reports a fixed 2010 'Initiated' for every multipart upload, so there the young one goes now
     fake_clock = backend_kind == "moto"
     assert report.aborted_uploads == (1 if fake_clock else 0)
 
-    report = await collect(svc.backends.store, svc.backends.catalog, grace=0, now=time.time() + 5)
+    report = await collect(svc.backends, grace=0, now=time.time() + 5)
     assert report.orphans_deleted == 1 and report.blobs_checked == 3
     assert report.aborted_uploads == (0 if fake_clock else 1)
     assert inspector.multipart_uploads() == []

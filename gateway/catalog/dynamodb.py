@@ -4,6 +4,11 @@ Every read that decides access is strongly consistent, and every rule about a to
 ConditionExpression evaluated by DynamoDB itself, so limits hold across any number of gateway
 processes. ``expires_at`` doubles as the table's TTL attribute; TTL deletes lazily (up to ~48 h late),
 which is why expiry is also part of every condition rather than trusted to TTL.
+
+Why one module over 350 lines: it is the whole translation of the three catalog ports into one engine's
+calls, and every method shares the same wire codec, error mapping and transaction helper; split by port,
+each piece would re-import the same private helpers and the engine's rules would live in three places.
+What both adapters share is already in catalog/items.py.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ writes use ``BEGIN IMMEDIATE`` transactions, the analogue of TransactWriteItems.
 One connection serves the process, so every public operation holds an asyncio lock: otherwise a
 statement from one coroutine could run inside another coroutine's open transaction (and be rolled
 back with it after having reported success).
+
+Why one module over 350 lines: like the DynamoDB adapter, it is one engine's translation of all three
+catalog ports, sharing one connection, one lock, one encoding and one transaction helper.
 """
 
 from __future__ import annotations
