@@ -337,3 +337,9 @@ def email_date(ts: float) -> str:
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
+
+
+async def test_09_unknown_expectation_is_417(client: TestClient[Any, Any], inspector: Inspector) -> None:
+    resp = await client.put("/asset/x.txt", data=b"x", headers={"Expect": "something-else"})
+    assert resp.status == 417 and await error_code(resp) == "expectation_failed"
+    assert inspector.blob_keys() == []

@@ -31,6 +31,7 @@ from gateway.errors import (
     RequestTimeout,
     UnsupportedMediaType,
 )
+from gateway.http.errors import error_response
 from gateway.http.keys import METRICS, SETTINGS
 
 M = TypeVar("M", bound=BaseModel)
@@ -42,8 +43,6 @@ async def defer_continue(request: web.Request) -> web.StreamResponse | None:
     """Route expect handler: remember the client waits for ``100 Continue``; send nothing yet."""
     expect = request.headers.get(hdrs.EXPECT, "")
     if expect.lower() != "100-continue":
-        from gateway.http.errors import error_response
-
         err = ExpectationFailed("only 'Expect: 100-continue' is supported")
         return error_response(err.status, err.code, err.message)
     if request.version == HttpVersion11:
