@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         default=None, description="Base URL used in token links; derived from the request when unset."
     )
+    download_base_url: str | None = Field(
+        default=None,
+        description="A separate origin for share-link downloads (no shared cookies with the API/pages).",
+    )
 
     max_upload_size: int = Field(default=64 * GiB, gt=0, description="Largest accepted body, bytes.")
     max_json_upload_size: int = Field(default=16 * MiB, gt=0, description="Largest JSON (base64) body.")
@@ -146,7 +150,7 @@ class Settings(BaseSettings):
             return [p.strip() for p in text.split(",") if p.strip()]
         return v
 
-    @field_validator("public_base_url")
+    @field_validator("public_base_url", "download_base_url")
     @classmethod
     def _strip_slash(cls, v: str | None) -> str | None:
         return v.rstrip("/") if v else v

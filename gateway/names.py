@@ -47,6 +47,20 @@ def validate_name(name: str) -> str:
     return name
 
 
+# Types a browser displays without running anything: the only ones ``inline=1`` may show. HTML, SVG,
+# XML, JavaScript and unknown types can carry script, so they are always downloaded (attachment).
+_INLINE_PREFIXES = ("image/", "audio/", "video/")
+_INLINE_EXACT = {"application/pdf", "text/plain"}
+_NEVER_INLINE = {"image/svg+xml"}
+
+
+def safe_inline(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    if media in _NEVER_INLINE:
+        return False
+    return media in _INLINE_EXACT or media.startswith(_INLINE_PREFIXES)
+
+
 def guess_content_type(name: str) -> str:
     guessed, _ = mimetypes.guess_type(name, strict=False)
     return guessed or "application/octet-stream"

@@ -14,14 +14,21 @@ from gateway.http.keys import SERVICE, principal
 from gateway.http.openapi import Operation, Param, operation
 from gateway.http.streaming import CountedLink, Representation, serve
 from gateway.http.zips import zip_representation
-from gateway.names import content_disposition, served_type
+from gateway.names import content_disposition, safe_inline, served_type
 from gateway.ports import BlobReader
 from gateway.records import Asset, Version
 from gateway.service import Services
 from gateway.service.zips import MemberSpec
 
 
-def version_representation(svc: Services, asset: Asset, version: Version, *, shared: bool) -> Representation:
+def version_representation(
+    svc: Services, asset: Asset, version: Version, *, shared: bool, inline: bool = False
+) -> Representation:
+    """``inline`` is honoured only for types a browser displays without running code (images but SVG,
+    audio, video, PDF, plain text); everything else is always an attachment."""
+    content_type = served_type(version.content_type)
+    disposition = "inline" if inline and safe_inline(content_type) else "attachment"
+
     async def open_window(offset: int, length: int) -> BlobReader:
         try:
             return await svc.assets.open(version, offset, length)
@@ -35,13 +42,21 @@ def version_representation(svc: Services, asset: Asset, version: Version, *, sha
         etag=f'"{version.sha256}"',
         mtime=version.created,
         headers={
-            hdrs.CONTENT_DISPOSITION: content_disposition(asset.name),
-            hdrs.CONTENT_TYPE: served_type(version.content_type),
+            hdrs.CONTENT_DISPOSITION: content_disposition(asset.name, disposition),
+            hdrs.CONTENT_TYPE: content_type,
             hdrs.CACHE_CONTROL: "no-store" if shared else "private, no-cache",
         },
         open=open_window,
         what=f"download of {asset.id}",
+        sha256=bytes.fromhex(version.sha256),
     )
+
+
+def _inline_param(request: web.Request) -> bool:
+    raw = request.query.get("inline", "").strip().lower()
+    if raw not in ("", "0", "1", "true", "false"):
+        raise BadRequest("inline must be 1/true or 0/false", code="invalid_inline")
+    return raw in ("1", "true")
 
 
 def _version_param(request: web.Request) -> int | None:
@@ -57,7 +72,13 @@ def _version_param(request: web.Request) -> int | None:
     Operation(
         summary="Download an asset (Range, If-None-Match, HEAD supported)",
         tag="download",
-        params=(Param("version", "an older version", {"type": "integer", "minimum": 0}),),
+        params=(
+            Param("version", "an older version", {"type": "integer", "minimum": 0}),
+            Param(
+                "inline",
+                "1: display in the browser (safe types only: images but SVG, audio, video, PDF, text)",
+            ),
+        ),
         responses={200: "the bytes", 206: "a byte range", 304: "not modified", 416: "bad range"},
         binary_response="*/*",  # the asset's own content type
     )
@@ -68,7 +89,8 @@ async def download_asset(request: web.Request) -> web.StreamResponse:
     asset, version = await svc.assets.find(
         request.match_info["id"], _version_param(request), owner=principal(request).id
     )
-    return await serve(request, version_representation(svc, asset, version, shared=False))
+    rep = version_representation(svc, asset, version, shared=False, inline=_inline_param(request))
+    return await serve(request, rep)
 
 
 @operation(
@@ -85,12 +107,14 @@ async def download_asset(request: web.Request) -> web.StreamResponse:
             416: "bad range",
         },
         binary_response="*/*",  # the asset's own content type
-        errors=(404, 410),
+        params=(Param("inline", "1: display in the browser (safe types only)"),),
+        errors=(400, 404, 410),
     )
 )
 async def download_token(request: web.Request) -> web.StreamResponse:
     """GET|HEAD /asset-token/{token}"""
     svc = request.app[SERVICE]
+    inline = _inline_param(request)
     token = await svc.tokens.resolve(request.match_info["token"])
     link = CountedLink(svc.tokens, token)
     if token.is_bundle:
@@ -108,5 +132,5 @@ async def download_token(request: web.Request) -> web.StreamResponse:
     async def presigned() -> str | None:
         return await svc.tokens.presigned_location(token, asset, version)
 
-    rep = version_representation(svc, asset, version, shared=True)
+    rep = version_representation(svc, asset, version, shared=True, inline=inline)
     return await serve(request, rep, link=link, redirect=presigned)

@@ -14,6 +14,7 @@ A single file and a zip differ only in their :class:`Representation`; HEAD, 304 
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class Representation:
     headers: dict[str, str]  # Content-Type, Content-Disposition, Cache-Control
     open: Callable[[int, int], Awaitable[BlobReader]]  # (offset, length) -> reader
     what: str  # for logs: never a secret
+    sha256: bytes | None = None  # of the whole representation, when known (files: yes; zips: no)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ def plan(request: web.Request, rep: Representation) -> Plan | web.Response:
         **rep.headers,
     }
     h = request.headers
+    if rep.sha256 is not None and wants_sha256(h.get("Want-Repr-Digest")):
+        headers["Repr-Digest"] = f"sha-256=:{base64.b64encode(rep.sha256).decode()}:"
     if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):  # POST /zip: always the whole archive
         return Plan(200, 0, rep.size, headers)
     if not_modified(h.get(hdrs.IF_NONE_MATCH), h.get(hdrs.IF_MODIFIED_SINCE), rep.etag, rep.mtime):
@@ -86,6 +90,17 @@ def plan(request: web.Request, rep: Representation) -> Plan | web.Response:
         return Plan(200, 0, rep.size, headers)
     headers[hdrs.CONTENT_RANGE] = f"bytes {rng.start}-{rng.end}/{rep.size}"
     return Plan(206, rng.start, rng.length, headers)
+
+
+def wants_sha256(header: str | None) -> bool:
+    """RFC 9530 Want-Repr-Digest: send sha-256 unless the client gave it preference 0."""
+    if not header:
+        return True
+    for item in header.split(","):
+        alg, _, weight = item.partition("=")
+        if alg.strip().lower() == "sha-256":
+            return weight.strip() not in ("0", "0.0")
+    return True  # it asked for others only: sha-256 is what we have, and it costs nothing to send
 
 
 async def serve(

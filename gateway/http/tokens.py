@@ -8,14 +8,14 @@ from gateway.http.bodies import read_json
 from gateway.http.keys import SERVICE, principal
 from gateway.http.models import TokenCreated, TokenCreateRequest, TokenInfo, TokenList, TokenOut
 from gateway.http.openapi import Operation, operation
-from gateway.http.uploads import base_url
+from gateway.http.uploads import link_base_url
 from gateway.service.tokens import IssuedToken
 
 MAX_JSON = 16 * 1024
 
 
 def token_created(request: web.Request, issued: IssuedToken) -> web.Response:
-    out = TokenCreated(token=TokenOut.of(issued, base_url(request)))
+    out = TokenCreated(token=TokenOut.of(issued, link_base_url(request)))
     return web.Response(status=201, text=out.model_dump_json(), content_type="application/json")
 
 

@@ -42,6 +42,12 @@ def base_url(request: web.Request) -> str:
     return configured or f"{request.scheme}://{request.host}"
 
 
+def link_base_url(request: web.Request) -> str:
+    """Where share links point: a separate download origin when configured, so a link's response never
+    shares cookies or storage with the API and pages origin."""
+    return request.app[SETTINGS].download_base_url or base_url(request)
+
+
 def content_type_of(value: str | None, *, raw_body: bool = False) -> str | None:
     """A client-declared media type, validated; None when absent (then guessed from the name).
 
@@ -142,7 +148,7 @@ async def upload_raw(request: web.Request) -> web.Response:
     return created(
         UploadResponse(
             asset=AssetOut.of(asset, version),
-            token=TokenOut.of(issued, base_url(request)) if issued else None,
+            token=TokenOut.of(issued, link_base_url(request)) if issued else None,
         )
     )
 
@@ -271,7 +277,7 @@ async def _upload_form(request: web.Request) -> web.Response:
     except BaseException:
         await svc.uploads.discard(staged)
         raise
-    token = TokenOut.of(issued, base_url(request)) if issued else None
+    token = TokenOut.of(issued, link_base_url(request)) if issued else None
     if len(pairs) == 1:
         return created(UploadResponse(asset=AssetOut.of(*pairs[0]), token=token))
     return created(MultiUploadResponse(assets=[AssetOut.of(a, v) for a, v in pairs], token=token))
@@ -309,7 +315,7 @@ async def _upload_json(request: web.Request) -> web.Response:
     return created(
         UploadResponse(
             asset=AssetOut.of(asset, version),
-            token=TokenOut.of(issued, base_url(request)) if issued else None,
+            token=TokenOut.of(issued, link_base_url(request)) if issued else None,
         )
     )
 
