@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from gateway.records import Asset, DueAsset, NewAsset, Token, Version
+from gateway.records import Asset, DueAsset, NewAsset, Retrieval, Token, Version
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,20 @@ class TokenCatalog(Protocol):
 
     async def release_download(self, token_hash: str) -> None:
         """Undo one claim whose response never started (conditional: never below zero)."""
+
+    async def open_retrieval(self, retrieval: Retrieval, now: float) -> bool:
+        """Claim one download (as :meth:`claim_download`) and start ``retrieval`` -- replacing any older
+        one of the same client -- in one transaction; False when the claim was refused."""
+
+    async def charge_retrieval(
+        self, token_hash: str, client: str, amount: int, limit: int, now: float, expires_at: int
+    ) -> bool:
+        """Add ``amount`` bytes to the client's live retrieval if the total stays within ``limit`` and
+        the token is neither revoked nor expired (one conditional write), and move its window's end to
+        ``expires_at``. False: no live retrieval, or over its allowance."""
+
+    async def refund_retrieval(self, token_hash: str, client: str, amount: int) -> None:
+        """Give back bytes charged but never sent (an interrupted transfer); never below zero."""
 
     async def revoke_token(self, token_hash: str) -> bool:
         """Mark a token revoked; True only for the call that revoked it (False: unknown or already)."""

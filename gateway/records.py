@@ -58,6 +58,19 @@ class Token:
 
 
 @dataclass(frozen=True)
+class Retrieval:
+    """One client's retrieval of a link: bytes charged to it, and until when it may be resumed.
+
+    ``client`` is a hash of the link and the client's address, never the address itself.
+    """
+
+    token_hash: str
+    client: str
+    charged: int
+    expires_at: int
+
+
+@dataclass(frozen=True)
 class NewAsset:
     """An asset and its first version, written together."""
 

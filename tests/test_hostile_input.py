@@ -110,7 +110,7 @@ async def test_02_unhandled_error_logs_the_route_template_only(
     out = await upload(client, "e.bin", b"e", token="1")
     secret = out["token"]["token"]
 
-    async def broken(_: str) -> Any:
+    async def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("a bug")
 
     client.app[SERVICE].tokens.resolve = broken  # type: ignore[method-assign]

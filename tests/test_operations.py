@@ -72,7 +72,7 @@ async def test_metrics(client: TestClient[Any, Any]) -> None:
     assert value(r'gateway_token_claims_total\{result="refused"\}') == 1
     assert value(r'gateway_backend_call_duration_seconds_count\{backend="storage",op="write"\}') == 1
     # the second GET is refused from the token read alone, before any claim is attempted
-    assert value(r'gateway_backend_call_duration_seconds_count\{backend="catalog",op="claim_download"\}') == 1
+    assert value(r'gateway_backend_call_duration_seconds_count\{backend="catalog",op="open_retrieval"\}') == 1
     # serving the latest version reads one catalog item (the asset carries a copy of it)
     assert value(r'gateway_backend_call_duration_seconds_count\{backend="catalog",op="get_asset"\}') == 1
     assert not re.search(r'op="get_version"\}', text)

@@ -153,10 +153,11 @@ async def test_bundle_link_streams_zip_counts_once_and_ranges(
     assert int(head.headers["Content-Length"]) == len(full)
     check_zip(full, files, tmp_path)
     # Range on a zip: the layout is deterministic, so any window is exact
-    resp = await client.get(url, headers={"Range": "bytes=20-30099", "If-Range": head.headers["ETag"]})  # 2
-    assert resp.status == 206 and await resp.read() == full[20:30100]
+    resp = await client.get(url, headers={"Range": "bytes=20-30099", "If-Range": head.headers["ETag"]})
+    assert resp.status == 206 and await resp.read() == full[20:30100]  # inside retrieval 1: free
     assert resp.headers["Content-Range"] == f"bytes 20-30099/{len(full)}"
     assert (await client.get(url, headers={"If-None-Match": head.headers["ETag"]})).status == 304  # free
+    assert (await client.get(url)).status == 200  # 2: a full GET is always a new retrieval
     assert (await client.get(url)).status == 200  # 3
     gone = await client.get(url)
     assert gone.status == 410 and await error_code(gone) == "token_exhausted"

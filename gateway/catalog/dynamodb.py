@@ -28,7 +28,7 @@ from gateway.awsconfig import DEFAULT_POLICY, CallPolicy
 from gateway.catalog import items as it
 from gateway.errors import CatalogError
 from gateway.ports import CatalogLimits
-from gateway.records import Asset, DueAsset, NewAsset, Token, Version
+from gateway.records import Asset, DueAsset, NewAsset, Retrieval, Token, Version
 
 TTL_ATTRIBUTE = "expires_at"
 
@@ -254,16 +254,9 @@ class DynamoCatalog:
         return None if item is None else it.token_from(item)
 
     async def claim_download(self, token_hash: str, now: float) -> Token | None:
-        resp = await self._conditional(
-            Key=_to_wire({"PK": it.token_pk(token_hash), "SK": it.TOKEN_SK}),
-            UpdateExpression="SET downloads = downloads + :one",
-            ConditionExpression=(
-                "attribute_exists(PK) AND revoked = :false AND expires_at > :now "
-                "AND (attribute_not_exists(max_downloads) OR downloads < max_downloads)"
-            ),
-            ExpressionAttributeValues=_to_wire({":one": 1, ":false": False, ":now": int(now)}),
-            ReturnValues="ALL_NEW",
-        )
+        update = self._claim_update(token_hash, now)
+        del update["TableName"]
+        resp = await self._conditional(**update, ReturnValues="ALL_NEW")
         return None if resp is None else it.token_from(_from_wire(resp["Attributes"]))
 
     async def release_download(self, token_hash: str) -> None:
@@ -272,6 +265,69 @@ class DynamoCatalog:
             UpdateExpression="SET downloads = downloads - :one",
             ConditionExpression="attribute_exists(PK) AND downloads > :zero",
             ExpressionAttributeValues=_to_wire({":one": 1, ":zero": 0}),
+        )
+
+    def _claim_update(self, token_hash: str, now: float) -> dict[str, Any]:
+        return {
+            "TableName": self.table,
+            "Key": _to_wire({"PK": it.token_pk(token_hash), "SK": it.TOKEN_SK}),
+            "UpdateExpression": "SET downloads = downloads + :one",
+            "ConditionExpression": (
+                "attribute_exists(PK) AND revoked = :false AND expires_at > :now "
+                "AND (attribute_not_exists(max_downloads) OR downloads < max_downloads)"
+            ),
+            "ExpressionAttributeValues": _to_wire({":one": 1, ":false": False, ":now": int(now)}),
+        }
+
+    async def open_retrieval(self, retrieval: Retrieval, now: float) -> bool:
+        return await self._transact(
+            [
+                {"Update": self._claim_update(retrieval.token_hash, now)},
+                {"Put": {"TableName": self.table, "Item": _to_wire(it.retrieval_item(retrieval))}},
+            ]
+        )
+
+    async def charge_retrieval(
+        self, token_hash: str, client: str, amount: int, limit: int, now: float, expires_at: int
+    ) -> bool:
+        pk = it.token_pk(token_hash)
+        return await self._transact(
+            [
+                {
+                    "ConditionCheck": {
+                        "TableName": self.table,
+                        "Key": _to_wire({"PK": pk, "SK": it.TOKEN_SK}),
+                        "ConditionExpression": "revoked = :false AND expires_at > :now",
+                        "ExpressionAttributeValues": _to_wire({":false": False, ":now": int(now)}),
+                    }
+                },
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": _to_wire({"PK": pk, "SK": it.retrieval_sk(client)}),
+                        "UpdateExpression": "SET charged = charged + :amount, expires_at = :until",
+                        "ConditionExpression": (
+                            "attribute_exists(PK) AND expires_at > :now AND charged <= :room"
+                        ),
+                        "ExpressionAttributeValues": _to_wire(
+                            {
+                                ":amount": amount,
+                                ":until": expires_at,
+                                ":now": int(now),
+                                ":room": limit - amount,
+                            }
+                        ),
+                    }
+                },
+            ]
+        )
+
+    async def refund_retrieval(self, token_hash: str, client: str, amount: int) -> None:
+        await self._conditional(
+            Key=_to_wire({"PK": it.token_pk(token_hash), "SK": it.retrieval_sk(client)}),
+            UpdateExpression="SET charged = charged - :amount",
+            ConditionExpression="attribute_exists(PK) AND charged >= :amount",
+            ExpressionAttributeValues=_to_wire({":amount": amount}),
         )
 
     async def revoke_token(self, token_hash: str) -> bool:

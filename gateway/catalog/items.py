@@ -8,6 +8,7 @@ Keeping the key layout and the record <-> item mapping here means the two adapte
     ASSET#<id>          V#<n, 8 digits>             size, sha256, crc32, blob key, created
     ASSET#<id>          TOKEN#<token_id>            pointer to a token (list/revoke by id)
     TOKEN#<sha256>      TOKEN                       asset ids, expires_at (TTL), limits, counter
+    TOKEN#<sha256>      RET#<client hash>           one client's retrieval: bytes charged, resume window (TTL)
     OWNER#<owner>       ASSET#<created>#<id>        per-owner listing without scans
     EXPIRY#<day>        <expires_at 12 digits>#<id> retention index: due assets per UTC day
     EXPIRY#CURSOR       CURSOR                      oldest day bucket that may hold entries
@@ -19,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from gateway.errors import CatalogError
-from gateway.records import Asset, DueAsset, Token, Version
+from gateway.records import Asset, DueAsset, Retrieval, Token, Version
 
 Item = dict[str, Any]
 
@@ -169,6 +170,20 @@ def token_from(item: Item) -> Token:
         # items written before the kind was explicit: a bundle was any token of several assets
         bundle=bool(item.get("bundle", len(item["asset_ids"]) > 1)),
     )
+
+
+def retrieval_sk(client: str) -> str:
+    return f"RET#{client}"
+
+
+def retrieval_item(r: Retrieval) -> Item:
+    return {
+        "PK": token_pk(r.token_hash),
+        "SK": retrieval_sk(r.client),
+        "kind": "retrieval",
+        "charged": r.charged,
+        "expires_at": r.expires_at,
+    }
 
 
 def asset_token_item(t: Token, asset_id: str) -> Item:

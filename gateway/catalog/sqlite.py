@@ -30,9 +30,14 @@ import aiosqlite
 from gateway.catalog import items as it
 from gateway.errors import CatalogError
 from gateway.ports import CatalogLimits
-from gateway.records import Asset, DueAsset, NewAsset, Token, Version
+from gateway.records import Asset, DueAsset, NewAsset, Retrieval, Token, Version
 
 _COLUMNS = ("expires_at", "downloads", "max_downloads", "revoked")
+_CLAIM = (
+    "UPDATE items SET downloads = downloads + 1 "
+    "WHERE pk = ? AND sk = ? AND revoked = 0 AND expires_at > ? "
+    "AND (max_downloads IS NULL OR downloads < max_downloads)"
+)
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 
@@ -244,10 +249,7 @@ class SqliteCatalog:
     async def claim_download(self, token_hash: str, now: float) -> Token | None:
         try:
             async with self.db.execute(
-                "UPDATE items SET downloads = downloads + 1 "
-                "WHERE pk = ? AND sk = ? AND revoked = 0 AND expires_at > ? "
-                "AND (max_downloads IS NULL OR downloads < max_downloads) "
-                "RETURNING pk, sk, data, expires_at, downloads, max_downloads, revoked",
+                _CLAIM + " RETURNING pk, sk, data, expires_at, downloads, max_downloads, revoked",
                 (it.token_pk(token_hash), it.TOKEN_SK, int(now)),
             ) as cur:
                 row = await cur.fetchone()
@@ -260,6 +262,53 @@ class SqliteCatalog:
         await self._write(
             "UPDATE items SET downloads = downloads - 1 WHERE pk = ? AND sk = ? AND downloads > 0",
             (it.token_pk(token_hash), it.TOKEN_SK),
+        )
+
+    @serialized
+    async def open_retrieval(self, retrieval: Retrieval, now: float) -> bool:
+        async def body() -> bool:
+            cur = await self.db.execute(_CLAIM, (it.token_pk(retrieval.token_hash), it.TOKEN_SK, int(now)))
+            if cur.rowcount != 1:
+                return False
+            await self.db.execute(
+                "INSERT OR REPLACE INTO items (pk, sk, data, expires_at, downloads, max_downloads, revoked) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._encode(it.retrieval_item(retrieval)),
+            )
+            return True
+
+        return await self._in_transaction(body)
+
+    @serialized
+    async def charge_retrieval(
+        self, token_hash: str, client: str, amount: int, limit: int, now: float, expires_at: int
+    ) -> bool:
+        pk = it.token_pk(token_hash)
+        changed = await self._write(
+            "UPDATE items SET data = json_set(data, '$.charged', json_extract(data, '$.charged') + ?), "
+            "expires_at = ? WHERE pk = ? AND sk = ? AND expires_at > ? "
+            "AND json_extract(data, '$.charged') <= ? AND EXISTS (SELECT 1 FROM items AS t "
+            "WHERE t.pk = ? AND t.sk = ? AND t.revoked = 0 AND t.expires_at > ?)",
+            (
+                amount,
+                expires_at,
+                pk,
+                it.retrieval_sk(client),
+                int(now),
+                limit - amount,
+                pk,
+                it.TOKEN_SK,
+                int(now),
+            ),
+        )
+        return changed == 1
+
+    @serialized
+    async def refund_retrieval(self, token_hash: str, client: str, amount: int) -> None:
+        await self._write(
+            "UPDATE items SET data = json_set(data, '$.charged', json_extract(data, '$.charged') - ?) "
+            "WHERE pk = ? AND sk = ? AND json_extract(data, '$.charged') >= ?",
+            (amount, it.token_pk(token_hash), it.retrieval_sk(client), amount),
         )
 
     @serialized

@@ -10,7 +10,7 @@ from aiohttp import hdrs, web
 
 from gateway.durations import is_decimal
 from gateway.errors import BadRequest, Gone, NotFound
-from gateway.http.keys import SERVICE, principal
+from gateway.http.keys import SERVICE, client_address, principal
 from gateway.http.openapi import Operation, Param, operation
 from gateway.http.streaming import CountedLink, Representation, serve
 from gateway.http.zips import zip_representation
@@ -115,8 +115,9 @@ async def download_token(request: web.Request) -> web.StreamResponse:
     """GET|HEAD /asset-token/{token}"""
     svc = request.app[SERVICE]
     inline = _inline_param(request)
-    token = await svc.tokens.resolve(request.match_info["token"])
-    link = CountedLink(svc.tokens, token)
+    ranged = request.method == hdrs.METH_GET and hdrs.RANGE in request.headers
+    token = await svc.tokens.resolve(request.match_info["token"], resuming=ranged)
+    link = CountedLink(svc.tokens, token, client_address(request))
     if token.is_bundle:
         try:
             members = await svc.zips.members([MemberSpec(a) for a in token.asset_ids], owner=None)

@@ -2,13 +2,14 @@
 
     plan      conditionals (304), If-Range and one Range (206/416) from size, ETag and mtime alone
     open      the bytes to send (a blob, or a zip's segments), before anything is counted
-    claim     a share link's download, one conditional catalog write (``CountedLink``)
-    prepare   headers go out; if that fails the claim is released: a download counts only when sent
+    admit     a share link's response is charged to a retrieval (``CountedLink``; service/tokens.py)
+    prepare   headers go out; if that fails the charge is undone: a download counts only when sent
     send      read-ahead streaming; a storage failure after the headers aborts the TCP connection, so
               with an exact Content-Length a client sees a truncated transfer, never a short "complete" one
+    settle    an interrupted transfer gets its unsent bytes back (nothing to do when complete)
 
 A single file and a zip differ only in their :class:`Representation`; HEAD, 304 and 416 never reach
-``claim``, and neither does anything that fails before the response starts.
+``admit``, and neither does anything that fails before the response starts.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from gateway.http.keys import METRICS
 from gateway.http.ranges import http_date, if_range_allows, not_modified, parse_range
 from gateway.ports import BlobReader
 from gateway.records import Token
-from gateway.service.tokens import Tokens
+from gateway.service.tokens import Admission, Tokens
 
 log = logging.getLogger("gateway.http")
 
@@ -45,16 +46,16 @@ class Representation:
 
 @dataclass(frozen=True)
 class CountedLink:
-    """A share link whose downloads are counted: claimed before the headers, released if they fail."""
+    """A share link whose downloads are counted, and the client address its retrievals belong to."""
 
     tokens: Tokens
     token: Token
+    address: str
 
-    async def claim(self) -> None:
-        await self.tokens.claim(self.token)
-
-    async def release(self) -> None:
-        await self.tokens.release(self.token)
+    async def admit(self, planned: Plan, size: int) -> Admission:
+        return await self.tokens.admit(
+            self.token, self.address, length=planned.length, size=size, ranged=planned.status == 206
+        )
 
 
 @dataclass(frozen=True)
@@ -120,19 +121,23 @@ async def serve(
         return resp
     if redirect is not None and (location := await redirect()) is not None:
         if link is not None:
-            await link.claim()
+            await link.admit(planned, rep.size)  # what the client then fetches from storage is not seen
         return web.Response(status=302, headers={hdrs.LOCATION: location, hdrs.CACHE_CONTROL: "no-store"})
     reader = await rep.open(planned.offset, planned.length)
     try:
-        if link is not None:
-            await link.claim()
+        admission = await link.admit(planned, rep.size) if link is not None else None
         try:
             await resp.prepare(request)
         except BaseException:
-            if link is not None:
-                await asyncio.shield(link.release())
+            if link is not None and admission is not None:
+                await asyncio.shield(link.tokens.undo(admission))
             raise
-        return await send_body(request, resp, aiter(reader), planned.length, rep.what)
+
+        async def settle(sent: int) -> None:
+            if link is not None and admission is not None:
+                await link.tokens.settle(admission, sent)
+
+        return await send_body(request, resp, aiter(reader), planned.length, rep.what, on_end=settle)
     finally:
         await reader.aclose()
 
@@ -159,30 +164,42 @@ async def read_ahead(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None
 
 
 async def send_body(
-    request: web.Request, resp: web.StreamResponse, chunks: AsyncIterator[bytes], length: int, what: str
+    request: web.Request,
+    resp: web.StreamResponse,
+    chunks: AsyncIterator[bytes],
+    length: int,
+    what: str,
+    *,
+    on_end: Callable[[int], Awaitable[None]] | None = None,
 ) -> web.StreamResponse:
+    """Stream ``length`` bytes; ``on_end(sent)`` runs however it ends (complete, storage failure, the
+    client gone), shielded from cancellation."""
     sent = 0
     counter = request.app[METRICS].bytes_out
     ahead = read_ahead(chunks)
     try:
-        async for chunk in ahead:
-            await resp.write(chunk)
-            sent += len(chunk)
-            counter.inc(len(chunk))
-    except ConnectionError:
-        raise
-    except Exception:
-        log.exception("%s aborted after %d of %d bytes", what, sent, length)
-        _abort(request)
+        try:
+            async for chunk in ahead:
+                await resp.write(chunk)
+                sent += len(chunk)
+                counter.inc(len(chunk))
+        except ConnectionError:
+            raise
+        except Exception:
+            log.exception("%s aborted after %d of %d bytes", what, sent, length)
+            _abort(request)
+            return resp
+        finally:
+            await ahead.aclose()
+        if sent != length:
+            log.error("%s: storage ended after %d of %d bytes", what, sent, length)
+            _abort(request)
+            return resp
+        await resp.write_eof()
         return resp
     finally:
-        await ahead.aclose()
-    if sent != length:
-        log.error("%s: storage ended after %d of %d bytes", what, sent, length)
-        _abort(request)
-        return resp
-    await resp.write_eof()
-    return resp
+        if on_end is not None:
+            await asyncio.shield(on_end(sent))
 
 
 def _abort(request: web.Request) -> None:

@@ -1,13 +1,27 @@
-"""Share links: mint, resolve, claim and release downloads, revoke, and redirect mode.
+"""Share links: mint, resolve, admit and settle downloads, revoke, and redirect mode.
 
-A download is claimed with one conditional catalog write (live, under its limit) right before the
-response's headers go out, so a limit of N admits exactly N downloads however many requests race, on
-however many processes. If the headers then cannot be sent, the claim is released again (one
-conditional decrement): a download is counted only when its response actually started.
+**What a download is.** A limit of N means N *retrievals*. A retrieval is opened by a client (one
+address) with one conditional catalog write that claims a download -- live, under the limit -- and
+records a retrieval item for that client and link. For ``resume_window`` seconds after its latest
+request, the same client's *range* requests belong to that retrieval: resuming (``curl -C -``,
+``wget -c``, a browser's ``If-Range``) and segmented downloaders (``aria2c -x4``) are charged their byte
+length against it, not a new download, up to ``ALLOWANCE`` times the file's size in all. A request
+without ``Range`` is always a new retrieval (a second full download is a second download), as is a range
+request past the allowance or the window. Each response is charged its full length before its headers
+go out; an interrupted transfer gets the unsent remainder back (one extra write, only then), and a
+response whose headers could not be sent is undone entirely. Every condition is evaluated by the
+catalog, so the limit is exact under any concurrency across processes; a crash loses at most a refund,
+so errors fall toward serving fewer downloads, never more.
+
+Why an allowance of twice the size: a segmented downloader starts with a full GET (charged whole) and
+opens its range requests while that first response is still streaming; it closes the first one early
+(refunded then), but until it does the charges overlap. Two sizes cover that overlap and re-split
+segments; it is also what a client can get away with (see docs/api.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Sequence
@@ -15,13 +29,30 @@ from dataclasses import dataclass
 
 from gateway.errors import GatewayError, Gone, NotFound
 from gateway.names import content_disposition
-from gateway.records import Asset, Token, Version
+from gateway.records import Asset, Retrieval, Token, Version
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
 from gateway.service.params import TokenRequest
 from gateway.tokens import hash_token, new_token, new_token_id, well_formed
 
 log = logging.getLogger("gateway.service")
+ALLOWANCE = 2  # bytes one retrieval may be charged, in multiples of the file's size
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A response admitted to a link: what it was charged, and whether it opened a retrieval."""
+
+    token: Token
+    client: str
+    charged: int
+    opened: bool
+
+
+def client_key(token_hash: str, address: str) -> str:
+    """Who is retrieving, as far as a link is concerned: a hash of the link and the address (never the
+    address itself, and not comparable across links)."""
+    return hashlib.sha256(f"{token_hash}|{address}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -96,34 +127,60 @@ class Tokens:
             raise NotFound("unknown token", code="token_not_found")
         raise Gone("this link was already revoked", code="token_revoked")
 
-    async def resolve(self, secret: str) -> Token:
-        """The token behind a link, if it is still usable; 404 unknown, 410 expired/revoked/exhausted."""
+    async def resolve(self, secret: str, *, resuming: bool = False) -> Token:
+        """The token behind a link, if it is still usable; 404 unknown, 410 expired/revoked/exhausted.
+
+        ``resuming`` (a range request): a link whose downloads are all claimed may still serve the range
+        to a client inside its retrieval, so exhaustion is left to :meth:`admit` to decide.
+        """
         if not well_formed(secret):
             raise NotFound("unknown token", code="token_not_found")
         token = await self.b.catalog.get_token(hash_token(secret))
         if token is None:
             raise NotFound("unknown token", code="token_not_found")
-        self._check_live(token)
+        self._check_live(token, exhausted_ok=resuming)
         return token
 
-    def _check_live(self, token: Token) -> None:
+    def _check_live(self, token: Token, *, exhausted_ok: bool = False) -> None:
         if token.revoked:
             raise Gone("this link has been revoked", code="token_revoked")
         if token.expires_at <= self.b.clock():
             raise Gone("this link has expired", code="token_expired")
-        if not usable(token, self.b.clock()):
+        if not exhausted_ok and not usable(token, self.b.clock()):
             raise Gone("this link has reached its download limit", code="token_exhausted")
 
-    async def claim(self, token: Token) -> Token:
-        """Count one download, atomically; 410 when the limit or expiry was reached meanwhile."""
-        claimed = await self.b.catalog.claim_download(token.token_hash, self.b.clock())
-        if claimed is None:
-            latest = await self.b.catalog.get_token(token.token_hash)
-            if latest is None:
-                raise Gone("this link is no longer valid", code="token_gone")
-            self._check_live(latest)
+    async def admit(self, token: Token, address: str, *, length: int, size: int, ranged: bool) -> Admission:
+        """Charge one response to the link (see the module docstring); 410 when it may not be served."""
+        client = client_key(token.token_hash, address)
+        now = self.b.clock()
+        until = math.ceil(now) + self.b.settings.resume_window
+        limit = ALLOWANCE * max(size, 1)
+        cat = self.b.catalog
+        if ranged and await cat.charge_retrieval(token.token_hash, client, length, limit, now, until):
+            return Admission(token, client, length, opened=False)
+        if await cat.open_retrieval(Retrieval(token.token_hash, client, length, until), now):
+            return Admission(token, client, length, opened=True)
+        latest = await cat.get_token(token.token_hash)
+        if latest is None:
             raise Gone("this link is no longer valid", code="token_gone")
-        return claimed
+        self._check_live(latest)
+        raise Gone("this link is no longer valid", code="token_gone")
+
+    async def settle(self, admission: Admission, sent: int) -> None:
+        """After a transfer: give back what was charged but not sent (nothing to do when complete)."""
+        unsent = admission.charged - sent
+        if unsent <= 0:
+            return
+        try:
+            await self.b.catalog.refund_retrieval(admission.token.token_hash, admission.client, unsent)
+        except GatewayError as exc:
+            log.warning("could not refund an interrupted download: %s", exc.message)
+
+    async def undo(self, admission: Admission) -> None:
+        """The response never started: nothing of it counts (best effort, errs toward fewer)."""
+        await self.settle(admission, 0)
+        if admission.opened:
+            await self.release(admission.token)
 
     async def release(self, token: Token) -> None:
         """Give back a claimed download whose response never started (best effort: a failure here
