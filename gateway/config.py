@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         le=7 * DAY,
         description="Seconds a client may resume or segment one counted download (from its last request).",
     )
+    password_attempts_per_minute: int = Field(
+        default=10, ge=1, le=1000, description="Wrong password guesses per link per minute before 429."
+    )
     max_asset_retention: int = Field(
         default=100 * 365 * DAY, gt=0, description="Largest accepted `expires` (asset retention), seconds."
     )

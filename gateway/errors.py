@@ -12,6 +12,10 @@ class GatewayError(Exception):
     code = "internal"
     closes_connection = False  # the rest of the request cannot be read: answer, then hang up
 
+    def headers(self) -> dict[str, str]:
+        """Response headers this failure needs (WWW-Authenticate, Retry-After, Content-Range…)."""
+        return {}
+
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -36,6 +40,31 @@ class ChecksumMismatch(BadRequest):
 class Unauthorized(GatewayError):
     status = 401
     code = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer realm="gateway"'}
+
+
+class PasswordRequired(GatewayError):
+    """A password-protected link without (the right) password: HTTP Basic, any user name."""
+
+    status = 401
+    code = "password_required"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Basic realm="share", charset="UTF-8"'}
+
+
+class TooManyRequests(GatewayError):
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class NotFound(GatewayError):
@@ -83,6 +112,9 @@ class RangeNotSatisfiable(GatewayError):
     def __init__(self, message: str, *, size: int) -> None:
         super().__init__(message)
         self.size = size
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Range": f"bytes */{self.size}"}
 
 
 class StorageError(GatewayError):

@@ -171,6 +171,13 @@ class TokenCatalog(Protocol):
     async def refund_retrieval(self, token_hash: str, client: str, amount: int) -> None:
         """Give back bytes charged but never sent (an interrupted transfer); never below zero."""
 
+    async def wrong_guesses(self, token_hash: str, minute: int) -> int:
+        """Wrong password guesses recorded for the link in that minute."""
+
+    async def add_wrong_guess(self, token_hash: str, minute: int, limit: int) -> bool:
+        """Record one wrong guess if fewer than ``limit`` were made this minute (one conditional write);
+        False: the link is throttled."""
+
     async def revoke_token(self, token_hash: str) -> bool:
         """Mark a token revoked; True only for the call that revoked it (False: unknown or already)."""
 

@@ -51,6 +51,7 @@ class Token:
     revoked: bool = False
     name: str | None = None  # archive name for bundle tokens
     bundle: bool = False  # a bundle link streams a zip, even of one asset (explicit, never inferred)
+    password_hash: str | None = field(default=None, repr=False)  # argon2id; None: no password
 
     @property
     def is_bundle(self) -> bool:

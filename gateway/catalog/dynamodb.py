@@ -330,6 +330,21 @@ class DynamoCatalog:
             ExpressionAttributeValues=_to_wire({":amount": amount}),
         )
 
+    async def wrong_guesses(self, token_hash: str, minute: int) -> int:
+        item = await self._get(it.token_pk(token_hash), it.guesses_sk(minute))
+        return 0 if item is None else int(item["guesses"])
+
+    async def add_wrong_guess(self, token_hash: str, minute: int, limit: int) -> bool:
+        resp = await self._conditional(
+            Key=_to_wire({"PK": it.token_pk(token_hash), "SK": it.guesses_sk(minute)}),
+            UpdateExpression="SET guesses = if_not_exists(guesses, :zero) + :one, expires_at = :gone",
+            ConditionExpression="attribute_not_exists(guesses) OR guesses < :limit",
+            ExpressionAttributeValues=_to_wire(
+                {":zero": 0, ":one": 1, ":limit": limit, ":gone": (minute + 2) * 60}
+            ),
+        )
+        return resp is not None
+
     async def revoke_token(self, token_hash: str) -> bool:
         resp = await self._conditional(
             Key=_to_wire({"PK": it.token_pk(token_hash), "SK": it.TOKEN_SK}),

@@ -9,6 +9,7 @@ Keeping the key layout and the record <-> item mapping here means the two adapte
     ASSET#<id>          TOKEN#<token_id>            pointer to a token (list/revoke by id)
     TOKEN#<sha256>      TOKEN                       asset ids, expires_at (TTL), limits, counter
     TOKEN#<sha256>      RET#<client hash>           one client's retrieval: bytes charged, resume window (TTL)
+    TOKEN#<sha256>      GUESS#<minute>              wrong password guesses in that minute (TTL)
     OWNER#<owner>       ASSET#<created>#<id>        per-owner listing without scans
     EXPIRY#<day>        <expires_at 12 digits>#<id> retention index: due assets per UTC day
     EXPIRY#CURSOR       CURSOR                      oldest day bucket that may hold entries
@@ -151,6 +152,8 @@ def token_item(t: Token) -> Item:
         item["max_downloads"] = t.max_downloads
     if t.name is not None:
         item["name"] = t.name
+    if t.password_hash is not None:
+        item["password_hash"] = t.password_hash
     return item
 
 
@@ -169,7 +172,13 @@ def token_from(item: Item) -> Token:
         name=item.get("name"),
         # items written before the kind was explicit: a bundle was any token of several assets
         bundle=bool(item.get("bundle", len(item["asset_ids"]) > 1)),
+        password_hash=item.get("password_hash"),
     )
+
+
+def guesses_sk(minute: int) -> str:
+    """Wrong password guesses on a link in one UTC minute (throttling that holds across processes)."""
+    return f"GUESS#{minute}"
 
 
 def retrieval_sk(client: str) -> str:

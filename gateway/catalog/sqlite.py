@@ -312,6 +312,33 @@ class SqliteCatalog:
         )
 
     @serialized
+    async def wrong_guesses(self, token_hash: str, minute: int) -> int:
+        item = await self._get(it.token_pk(token_hash), it.guesses_sk(minute))
+        return 0 if item is None else int(item["guesses"])
+
+    @serialized
+    async def add_wrong_guess(self, token_hash: str, minute: int, limit: int) -> bool:
+        key = (it.token_pk(token_hash), it.guesses_sk(minute))
+        counted = False
+
+        async def body() -> bool:
+            nonlocal counted
+            await self.db.execute(
+                "INSERT OR IGNORE INTO items (pk, sk, data, expires_at) VALUES (?, ?, ?, ?)",
+                (*key, json.dumps({"kind": "guesses", "guesses": 0}), (minute + 2) * 60),
+            )
+            cur = await self.db.execute(
+                "UPDATE items SET data = json_set(data, '$.guesses', json_extract(data, '$.guesses') + 1) "
+                "WHERE pk = ? AND sk = ? AND json_extract(data, '$.guesses') < ?",
+                (*key, limit),
+            )
+            counted = cur.rowcount == 1
+            return True
+
+        await self._in_transaction(body)
+        return counted
+
+    @serialized
     async def revoke_token(self, token_hash: str) -> bool:
         changed = await self._write(
             "UPDATE items SET revoked = 1 WHERE pk = ? AND sk = ? AND revoked = 0",

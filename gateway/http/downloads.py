@@ -6,6 +6,8 @@ which owns conditionals, Range, claiming and sending for files and zips alike.
 
 from __future__ import annotations
 
+import base64
+
 from aiohttp import hdrs, web
 
 from gateway.durations import is_decimal
@@ -13,6 +15,7 @@ from gateway.errors import BadRequest, Gone, NotFound
 from gateway.http.keys import SERVICE, client_address, principal
 from gateway.http.openapi import Operation, Param, operation
 from gateway.http.streaming import CountedLink, Representation, serve
+from gateway.http.uploads import SHARE_PASSWORD
 from gateway.http.zips import zip_representation
 from gateway.names import content_disposition, safe_inline, served_type
 from gateway.ports import BlobReader
@@ -50,6 +53,21 @@ def version_representation(
         what=f"download of {asset.id}",
         sha256=bytes.fromhex(version.sha256),
     )
+
+
+def presented_password(request: web.Request) -> str | None:
+    """A link password: the Share-Password header, or HTTP Basic with any user name (curl -u :secret)."""
+    if (header := request.headers.get(SHARE_PASSWORD)) is not None:
+        return header
+    scheme, _, credentials = request.headers.get(hdrs.AUTHORIZATION, "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    _, sep, password = decoded.partition(":")
+    return password if sep else None
 
 
 def _inline_param(request: web.Request) -> bool:
@@ -117,6 +135,7 @@ async def download_token(request: web.Request) -> web.StreamResponse:
     inline = _inline_param(request)
     ranged = request.method == hdrs.METH_GET and hdrs.RANGE in request.headers
     token = await svc.tokens.resolve(request.match_info["token"], resuming=ranged)
+    await svc.passwords.check(token, presented_password(request))
     link = CountedLink(svc.tokens, token, client_address(request))
     if token.is_bundle:
         try:

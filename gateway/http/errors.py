@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from gateway.errors import GatewayError, RangeNotSatisfiable, Unauthorized
+from gateway.errors import GatewayError
 from gateway.http.models import ErrorDetail, ErrorResponse
 
 log = logging.getLogger("gateway.http")
@@ -33,10 +33,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except GatewayError as exc:
         resp = error_response(exc.status, exc.code, exc.message)
-        if isinstance(exc, RangeNotSatisfiable):
-            resp.headers["Content-Range"] = f"bytes */{exc.size}"
-        if isinstance(exc, Unauthorized):
-            resp.headers["WWW-Authenticate"] = 'Bearer realm="gateway"'
+        resp.headers.update(exc.headers())
         if exc.closes_connection:
             # Answer, then hang up: waiting for the rest of a stalled body is what the timeout ended.
             resp.force_close()

@@ -47,6 +47,7 @@ class TokenOut(BaseModel):
     asset_ids: list[str]
     max_downloads: int | None
     url: str
+    password: bool = Field(default=False, description="the link needs a password")
 
     @classmethod
     def of(cls, issued: IssuedToken, base_url: str) -> TokenOut:
@@ -59,6 +60,7 @@ class TokenOut(BaseModel):
             asset_ids=list(rec.asset_ids),
             max_downloads=rec.max_downloads,
             url=f"{base_url}/asset-token/{issued.secret}",
+            password=rec.password_hash is not None,
         )
 
 
@@ -90,6 +92,7 @@ class JsonUploadRequest(BaseModel):
     expiry: str | int | None = None
     max_downloads: int | str | None = None
     expires: str | int | None = None
+    password: str | None = Field(default=None, description="protect the link: HTTP Basic or Share-Password")
 
 
 class TokenCreateRequest(BaseModel):
@@ -98,6 +101,7 @@ class TokenCreateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     expiry: str | int | None = None
     max_downloads: int | str | None = None
+    password: str | None = Field(default=None, description="protect the link: HTTP Basic or Share-Password")
 
 
 class TokenCreated(BaseModel):
@@ -114,6 +118,7 @@ class TokenInfo(BaseModel):
     downloads: int
     created: str
     asset_ids: list[str]
+    password: bool = False
 
     @classmethod
     def of(cls, t: Token) -> TokenInfo:
@@ -124,6 +129,7 @@ class TokenInfo(BaseModel):
             downloads=t.downloads,
             created=iso(t.created),
             asset_ids=list(t.asset_ids),
+            password=t.password_hash is not None,
         )
 
 
@@ -154,6 +160,7 @@ class BundleRequest(BaseModel):
     name: str = "files.zip"
     expiry: str | int | None = None
     max_downloads: int | str | None = None
+    password: str | None = Field(default=None, description="protect the link: HTTP Basic or Share-Password")
 
 
 class VersionOut(BaseModel):

@@ -21,11 +21,12 @@ from gateway.http.routes import route_of
 access = logging.getLogger("gateway.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 EXPOSED = (
-    "Content-Length, Content-Range, Content-Disposition, ETag, Accept-Ranges, Last-Modified, X-Request-ID"
+    "Content-Length, Content-Range, Content-Disposition, ETag, Accept-Ranges, Last-Modified, X-Request-ID, "
+    "Repr-Digest, Retry-After, WWW-Authenticate"
 )
 ALLOWED_HEADERS = (
     "Authorization, Content-Type, Content-MD5, Digest, Repr-Digest, Content-Digest, Range, If-Range, "
-    "If-None-Match, If-Modified-Since, X-Request-ID"
+    "If-None-Match, If-Modified-Since, X-Request-ID, Share-Password, Want-Repr-Digest"
 )
 
 

@@ -31,7 +31,8 @@ async def create_token(request: web.Request) -> web.Response:
     """POST /asset/{id}/tokens"""
     svc = request.app[SERVICE]
     body = await read_json(request, TokenCreateRequest, max_bytes=MAX_JSON, allow_empty=True)
-    req = svc.params.mint_request(body.expiry, body.max_downloads)
+    req = await svc.passwords.protect(svc.params.mint_request(body.expiry, body.max_downloads), body.password)
+    assert req is not None
     issued = await svc.tokens.mint(request.match_info["id"], req, owner=principal(request).id)
     return token_created(request, issued)
 

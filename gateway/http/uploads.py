@@ -32,7 +32,8 @@ from gateway.service.uploads import Staged
 
 MAX_FIELD_BYTES = 1024
 MAX_FORM_PARTS = 100  # files and fields together: bounds the CPU a form of tiny parts can burn
-FORM_FIELDS = ("token", "expiry", "max_downloads", "name", "expires")
+FORM_FIELDS = ("token", "expiry", "max_downloads", "name", "expires", "password")
+SHARE_PASSWORD = "Share-Password"  # noqa: S105 (a header name: carries a link password)
 # What curl --data-binary and HTML forms send by default: a statement about encoding, not about the file.
 _NOT_A_FILE_TYPE = {"application/x-www-form-urlencoded"}
 
@@ -128,12 +129,18 @@ async def upload_raw(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     name = validate_name(request.match_info["name"])
     q = request.query
-    token_req = svc.params.token_request(q.get("token"), q.get("expiry"), q.get("max_downloads"))
+    if "password" in q:
+        raise BadRequest(
+            "send a link password as the Share-Password header, never in the URL", code="invalid_password"
+        )
+    password = svc.passwords.validate(request.headers.get(SHARE_PASSWORD))
+    token_req = svc.params.token_request(q.get("token"), q.get("expiry"), q.get("max_downloads"), password)
     retention = svc.params.retention(q.get("expires"))
     content_type = content_type_of(request.headers.get(hdrs.CONTENT_TYPE), raw_body=True)
     size_hint = announced_length(request)
     expected = expected_digests(request)
     who = principal(request)
+    token_req = await svc.passwords.protect(token_req, password)
     asset, version, issued = await svc.uploads.upload(
         name=name,
         content_type=content_type,
@@ -262,7 +269,11 @@ async def _upload_form(request: web.Request) -> web.Response:
         if not staged:
             raise BadRequest("no file part in the form (name it 'file')", code="missing_file")
         p = svc.params
-        token_req = p.token_request(fields.get("token"), fields.get("expiry"), fields.get("max_downloads"))
+        password = svc.passwords.validate(fields.get("password"))
+        token_req = p.token_request(
+            fields.get("token"), fields.get("expiry"), fields.get("max_downloads"), password
+        )
+        token_req = await svc.passwords.protect(token_req, password)
         bundle_name = validate_name(fields["name"]) if fields.get("name") else "files.zip"
         retention = p.retention(fields.get("expires"))
         who = principal(request)
@@ -288,14 +299,17 @@ async def _upload_json(request: web.Request) -> web.Response:
     cap = request.app[SETTINGS].max_json_upload_size  # over it: 413, use a raw or multipart upload
     body = await read_json(request, JsonUploadRequest, max_bytes=cap)
     name = validate_name(body.name)
+    password = svc.passwords.validate(body.password)
     token_req = svc.params.token_request(
         "1" if body.token is True else "0" if body.token is False else _opt_str(body.token),
         _opt_str(body.expiry),
         body.max_downloads,
+        password,
     )
     retention = svc.params.retention(_opt_str(body.expires))
     content_type = content_type_of(body.content_type)
     data = _decode_base64(body.data.image)
+    token_req = await svc.passwords.protect(token_req, password)
 
     async def once() -> AsyncIterator[bytes]:
         yield data

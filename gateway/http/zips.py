@@ -111,6 +111,7 @@ async def create_bundle(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     body = await read_json(request, BundleRequest, max_bytes=MAX_ZIP_REQUEST)
     name = validate_name(body.name)
-    req = svc.params.mint_request(body.expiry, body.max_downloads)
+    req = await svc.passwords.protect(svc.params.mint_request(body.expiry, body.max_downloads), body.password)
+    assert req is not None
     issued = await svc.zips.mint_bundle(body.assets, req, owner=principal(request).id, name=name)
     return token_created(request, issued)

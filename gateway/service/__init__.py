@@ -4,7 +4,8 @@
     context.py    Backends: the store, the catalog and their declared capabilities and limits
     assets.py     finding, listing, describing and reading assets (ownership lives here)
     uploads.py    stage bytes, commit the catalog change, new versions; nothing half-visible
-    tokens.py     minting, resolving, claiming / releasing downloads, revoking, redirects
+    tokens.py     minting, resolving, admitting / settling downloads, revoking, redirects
+    passwords.py  password-protected links: argon2id, throttled guessing
     zips.py       resolving zip members and bundle links
     retention.py  deletion, expiry and the sweeper
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
 from gateway.service.params import Params
+from gateway.service.passwords import LinkPasswords
 from gateway.service.retention import Retention
 from gateway.service.tokens import Tokens
 from gateway.service.uploads import Uploads
@@ -32,6 +34,7 @@ class Services:
     assets: AssetReader
     uploads: Uploads
     tokens: Tokens
+    passwords: LinkPasswords
     zips: Zips
     retention: Retention
 
@@ -46,6 +49,7 @@ class Services:
             assets=assets,
             uploads=Uploads(backends, assets, tokens),
             tokens=tokens,
+            passwords=LinkPasswords(backends),
             zips=Zips(backends, assets, tokens),
             retention=Retention(backends, assets, on_failure=on_sweep_failure),
         )

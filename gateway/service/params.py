@@ -22,6 +22,7 @@ _NO = ("0", "false", "no", "off")
 class TokenRequest:
     expiry_seconds: int
     max_downloads: int | None
+    password_hash: str | None = None  # set by LinkPasswords.protect
 
 
 class Params:
@@ -45,17 +46,22 @@ class Params:
         return int(text)
 
     def token_request(
-        self, want: str | None, expiry: str | None, max_downloads: str | int | None
+        self,
+        want: str | None,
+        expiry: str | None,
+        max_downloads: str | int | None,
+        password: str | None = None,
     ) -> TokenRequest | None:
         """Whether to mint a link with an upload, and with what limits (validated either way)."""
         flag = (want or "").strip().lower()
         if flag not in ("", *_YES, *_NO):
             raise BadRequest("token must be 1/true or 0/false", code="invalid_token_flag")
         req = self.mint_request(expiry, max_downloads)
-        asks_for_link = expiry not in (None, "") or max_downloads not in (None, "")
+        asks_for_link = any(v not in (None, "") for v in (expiry, max_downloads, password))
         if flag in _NO and asks_for_link:
             raise BadRequest(
-                "expiry/max_downloads describe a link, but token=0 asks for none", code="invalid_token_flag"
+                "expiry/max_downloads/password describe a link, but token=0 asks for none",
+                code="invalid_token_flag",
             )
         return req if flag in _YES or (flag == "" and asks_for_link) else None
 

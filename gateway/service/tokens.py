@@ -92,6 +92,7 @@ class Tokens:
             max_downloads=req.max_downloads,
             name=name if bundle else None,
             bundle=bundle,
+            password_hash=req.password_hash,
         )
         return IssuedToken(secret, record)
 
