@@ -121,12 +121,14 @@ async def download_asset(request: web.Request) -> web.StreamResponse:
             206: "a byte range",
             302: "redirect to a presigned storage URL (redirect mode)",
             304: "not modified",
+            401: "the link needs a password (HTTP Basic, any user name, or Share-Password)",
             410: "expired, revoked or exhausted",
+            429: "too many wrong passwords this minute (Retry-After)",
             416: "bad range",
         },
         binary_response="*/*",  # the asset's own content type
         params=(Param("inline", "1: display in the browser (safe types only)"),),
-        errors=(400, 404, 410),
+        errors=(400, 401, 404, 410, 429),
     )
 )
 async def download_token(request: web.Request) -> web.StreamResponse:
