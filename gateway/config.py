@@ -116,6 +116,15 @@ class Settings(BaseSettings):
     body_idle_timeout: float = Field(
         default=60.0, gt=0, description="Seconds a request body may stall between chunks before 408."
     )
+    trusted_proxies: StrList = Field(
+        default=[], description="CIDRs whose Forwarded / X-Forwarded-For headers are believed."
+    )
+    rate_limit_uploads: int = Field(
+        default=0, ge=0, description="Uploads per minute per client address (open) or principal; 0: off."
+    )
+    rate_limit_link_downloads: int = Field(
+        default=0, ge=0, description="Link downloads per minute per client address; 0: off."
+    )
     metrics_public: bool = Field(
         default=True, description="Serve /metrics without credentials in secured mode (false: bearer needed)."
     )
@@ -148,7 +157,13 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @field_validator(
-        "api_keys", "jwt_algorithms", "jwt_metadata_claims", "cors_origins", "owner_aliases", mode="before"
+        "api_keys",
+        "jwt_algorithms",
+        "jwt_metadata_claims",
+        "cors_origins",
+        "owner_aliases",
+        "trusted_proxies",
+        mode="before",
     )
     @classmethod
     def _str_list(cls, v: Any) -> Any:
@@ -157,6 +172,18 @@ class Settings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [p.strip() for p in text.split(",") if p.strip()]
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for cidr in v:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"not a CIDR: {cidr[:60]!r}") from None
         return v
 
     @field_validator("public_base_url", "download_base_url")

@@ -54,6 +54,9 @@ class Metrics:
         self.backend_errors = Counter(
             "gateway_backend_call_errors", "failed storage and catalog calls", ["backend", "op"], registry=r
         )
+        self.rate_limited = Counter(
+            "gateway_rate_limited", "requests refused with 429 by a rate limit", ["kind"], registry=r
+        )
         self.sweep_failures = Counter(
             "gateway_sweep_failures", "assets the retention sweeper could not purge (retried)", registry=r
         )

@@ -15,6 +15,7 @@ from gateway.http.bodies import close_if_body_unread
 from gateway.http.errors import error_middleware
 from gateway.http.keys import AUTH, INFLIGHT, METRICS, SERVICE, SETTINGS, InFlight
 from gateway.http.observe import add_request_id, cors_preflight_middleware, observe_middleware
+from gateway.http.ratelimit import WINDOWS, MinuteWindows, rate_limit_middleware
 from gateway.http.routes import add_routes
 from gateway.observability import Metrics, Timed
 from gateway.ports import BlobStore, Catalog
@@ -28,13 +29,20 @@ def create_app(
 ) -> web.Application:
     """Build the app; backends come from ``settings`` unless injected (tests inject started ones)."""
     app = web.Application(
-        middlewares=[observe_middleware, cors_preflight_middleware, error_middleware, auth_middleware],
+        middlewares=[
+            observe_middleware,
+            cors_preflight_middleware,
+            error_middleware,
+            auth_middleware,
+            rate_limit_middleware,
+        ],
         client_max_size=1024**2,
     )
     app[SETTINGS] = settings
     app[AUTH] = Authenticator(settings)
     app[METRICS] = metrics = Metrics()
     app[INFLIGHT] = InFlight()
+    app[WINDOWS] = MinuteWindows()
     app.on_response_prepare.append(add_request_id)
     app.on_response_prepare.append(close_if_body_unread)
 

@@ -12,7 +12,8 @@ from aiohttp import hdrs, web
 
 from gateway.durations import is_decimal
 from gateway.errors import BadRequest, Gone, NotFound
-from gateway.http.keys import SERVICE, client_address, principal
+from gateway.http.clients import client_address
+from gateway.http.keys import SERVICE, principal
 from gateway.http.openapi import Operation, Param, operation
 from gateway.http.streaming import CountedLink, Representation, serve
 from gateway.http.uploads import SHARE_PASSWORD

@@ -42,8 +42,3 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 def principal(request: web.Request) -> Principal:
     return request[PRINCIPAL]
-
-
-def client_address(request: web.Request) -> str:
-    """The client's address as the socket sees it (never logged with a link, only hashed)."""
-    return request.remote or "-"

@@ -15,6 +15,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
 from gateway.errors import GatewayError
+from gateway.http.clients import client_address
 from gateway.http.keys import INFLIGHT, METRICS, PRINCIPAL, REQUEST_ID, SETTINGS
 from gateway.http.routes import route_of
 
@@ -95,7 +96,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),
                     "principal": who.id if who is not None else None,
-                    "remote": request.remote,
+                    "remote": client_address(request),
                 }
             },
         )
