@@ -56,6 +56,9 @@ class Settings(BaseSettings):
         le=7 * DAY,
         description="Seconds a client may resume or segment one counted download (from its last request).",
     )
+    download_history_days: int = Field(
+        default=30, ge=0, le=3650, description="Days a link's download history is kept (0: not recorded)."
+    )
     password_attempts_per_minute: int = Field(
         default=10, ge=1, le=1000, description="Wrong password guesses per link per minute before 429."
     )

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from gateway.records import Asset, DueAsset, NewAsset, Retrieval, Token, Version
+from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,10 @@ class Lifecycle(Protocol):
     async def ping(self) -> None:
         """Raise CatalogError when the catalog cannot be reached."""
 
+    async def shared_secret(self, name: str) -> bytes:
+        """32 random bytes shared by every process using this catalog, created on first use (a
+        conditional put, so racing processes agree on one)."""
+
 
 class AssetCatalog(Protocol):
     async def create_assets(self, items: Sequence[NewAsset]) -> None:
@@ -170,6 +174,12 @@ class TokenCatalog(Protocol):
 
     async def refund_retrieval(self, token_hash: str, client: str, amount: int) -> None:
         """Give back bytes charged but never sent (an interrupted transfer); never below zero."""
+
+    async def record_download(self, record: DownloadRecord) -> None:
+        """Append one entry to the link's download history (expires with ``record.expires_at``)."""
+
+    async def list_downloads(self, token_hash: str, limit: int) -> list[DownloadRecord]:
+        """The link's history, newest first."""
 
     async def wrong_guesses(self, token_hash: str, minute: int) -> int:
         """Wrong password guesses recorded for the link in that minute."""

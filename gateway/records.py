@@ -72,6 +72,18 @@ class Retrieval:
 
 
 @dataclass(frozen=True)
+class DownloadRecord:
+    """One response served through a link, for its owner's history (kept ``download_history_days``)."""
+
+    token_hash: str
+    time: float
+    bytes: int
+    status: int
+    client: str  # a keyed hash of the link and the client's address, never the address
+    expires_at: int
+
+
+@dataclass(frozen=True)
 class NewAsset:
     """An asset and its first version, written together."""
 

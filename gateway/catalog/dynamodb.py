@@ -14,6 +14,7 @@ What both adapters share is already in catalog/items.py.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -28,7 +29,7 @@ from gateway.awsconfig import DEFAULT_POLICY, CallPolicy
 from gateway.catalog import items as it
 from gateway.errors import CatalogError
 from gateway.ports import CatalogLimits
-from gateway.records import Asset, DueAsset, NewAsset, Retrieval, Token, Version
+from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
 
 TTL_ATTRIBUTE = "expires_at"
 
@@ -329,6 +330,41 @@ class DynamoCatalog:
             ConditionExpression="attribute_exists(PK) AND charged >= :amount",
             ExpressionAttributeValues=_to_wire({":amount": amount}),
         )
+
+    async def shared_secret(self, name: str) -> bytes:
+        key = {"PK": it.CONFIG_PK, "SK": it.secret_sk(name)}
+        try:
+            await self.client.put_item(
+                TableName=self.table,
+                Item=_to_wire(key | {"kind": "secret", "value": secrets.token_hex(32)}),
+                ConditionExpression="attribute_not_exists(PK)",
+            )
+        except ClientError as exc:
+            if _code(exc) != "ConditionalCheckFailedException":
+                raise CatalogError(f"catalog put_item failed: {_code(exc)}") from exc
+        except BotoCoreError as exc:
+            raise CatalogError(f"catalog put_item failed: {type(exc).__name__}") from exc
+        item = await self._get(key["PK"], key["SK"])
+        assert item is not None
+        return bytes.fromhex(item["value"])
+
+    async def record_download(self, record: DownloadRecord) -> None:
+        item = it.download_item(record, secrets.token_hex(4))
+        await self._call("put_item", TableName=self.table, Item=_to_wire(item))
+
+    async def list_downloads(self, token_hash: str, limit: int) -> list[DownloadRecord]:
+        resp = await self._call(
+            "query",
+            TableName=self.table,
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :pre)",
+            ExpressionAttributeValues=_to_wire(
+                {":pk": it.token_pk(token_hash), ":pre": it.DOWNLOAD_SK_PREFIX}
+            ),
+            ScanIndexForward=False,
+            Limit=limit,
+            ConsistentRead=True,
+        )
+        return [it.download_from(_from_wire(i)) for i in resp.get("Items", [])]
 
     async def wrong_guesses(self, token_hash: str, minute: int) -> int:
         item = await self._get(it.token_pk(token_hash), it.guesses_sk(minute))

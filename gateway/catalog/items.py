@@ -10,6 +10,8 @@ Keeping the key layout and the record <-> item mapping here means the two adapte
     TOKEN#<sha256>      TOKEN                       asset ids, expires_at (TTL), limits, counter
     TOKEN#<sha256>      RET#<client hash>           one client's retrieval: bytes charged, resume window (TTL)
     TOKEN#<sha256>      GUESS#<minute>              wrong password guesses in that minute (TTL)
+    TOKEN#<sha256>      DL#<time>#<random>          one response served through the link (history, TTL)
+    CONFIG              SECRET#<name>               a random secret shared by every process
     OWNER#<owner>       ASSET#<created>#<id>        per-owner listing without scans
     EXPIRY#<day>        <expires_at 12 digits>#<id> retention index: due assets per UTC day
     EXPIRY#CURSOR       CURSOR                      oldest day bucket that may hold entries
@@ -21,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from gateway.errors import CatalogError
-from gateway.records import Asset, DueAsset, Retrieval, Token, Version
+from gateway.records import Asset, DownloadRecord, DueAsset, Retrieval, Token, Version
 
 Item = dict[str, Any]
 
@@ -179,6 +181,38 @@ def token_from(item: Item) -> Token:
 def guesses_sk(minute: int) -> str:
     """Wrong password guesses on a link in one UTC minute (throttling that holds across processes)."""
     return f"GUESS#{minute}"
+
+
+DOWNLOAD_SK_PREFIX = "DL#"
+CONFIG_PK = "CONFIG"
+
+
+def secret_sk(name: str) -> str:
+    return f"SECRET#{name}"
+
+
+def download_item(d: DownloadRecord, nonce: str) -> Item:
+    return {
+        "PK": token_pk(d.token_hash),
+        "SK": f"{DOWNLOAD_SK_PREFIX}{d.time:017.6f}#{nonce}",
+        "kind": "download",
+        "time": d.time,
+        "bytes": d.bytes,
+        "status": d.status,
+        "client": d.client,
+        "expires_at": d.expires_at,
+    }
+
+
+def download_from(item: Item) -> DownloadRecord:
+    return DownloadRecord(
+        token_hash=item["PK"].removeprefix("TOKEN#"),
+        time=float(item["time"]),
+        bytes=int(item["bytes"]),
+        status=int(item["status"]),
+        client=str(item["client"]),
+        expires_at=int(item["expires_at"]),
+    )
 
 
 def retrieval_sk(client: str) -> str:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ import aiosqlite
 from gateway.catalog import items as it
 from gateway.errors import CatalogError
 from gateway.ports import CatalogLimits
-from gateway.records import Asset, DueAsset, NewAsset, Retrieval, Token, Version
+from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
 
 _COLUMNS = ("expires_at", "downloads", "max_downloads", "revoked")
 _CLAIM = (
@@ -310,6 +311,37 @@ class SqliteCatalog:
             "WHERE pk = ? AND sk = ? AND json_extract(data, '$.charged') >= ?",
             (amount, it.token_pk(token_hash), it.retrieval_sk(client), amount),
         )
+
+    @serialized
+    async def shared_secret(self, name: str) -> bytes:
+        key = (it.CONFIG_PK, it.secret_sk(name))
+        value = json.dumps({"kind": "secret", "value": secrets.token_hex(32)})
+        await self._write("INSERT OR IGNORE INTO items (pk, sk, data) VALUES (?, ?, ?)", (*key, value))
+        item = await self._get(*key)
+        assert item is not None
+        return bytes.fromhex(item["value"])
+
+    @serialized
+    async def record_download(self, record: DownloadRecord) -> None:
+        await self._write(
+            "INSERT INTO items (pk, sk, data, expires_at, downloads, max_downloads, revoked) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            self._encode(it.download_item(record, secrets.token_hex(4))),
+        )
+
+    @serialized
+    async def list_downloads(self, token_hash: str, limit: int) -> list[DownloadRecord]:
+        pk = it.token_pk(token_hash)
+        try:
+            async with self.db.execute(
+                "SELECT pk, sk, data, expires_at, downloads, max_downloads, revoked FROM items "
+                "WHERE pk = ? AND sk >= ? AND sk < ? ORDER BY sk DESC LIMIT ?",
+                (pk, it.DOWNLOAD_SK_PREFIX, it.DOWNLOAD_SK_PREFIX + "\uffff", limit),
+            ) as cur:
+                rows = await cur.fetchall()
+        except sqlite3.Error as exc:
+            raise CatalogError(f"catalog read failed: {exc}") from exc
+        return [it.download_from(self._decode(tuple(r))) for r in rows]
 
     @serialized
     async def wrong_guesses(self, token_hash: str, minute: int) -> int:

@@ -57,7 +57,10 @@ def create_app(
                     await blob.init()
                     await cat.init()
                 composed = Backends.compose(
-                    Timed(blob, "storage", metrics), Timed(cat, "catalog", metrics), settings
+                    Timed(blob, "storage", metrics),
+                    Timed(cat, "catalog", metrics),
+                    settings,
+                    client_secret=await cat.shared_secret("client-id"),
                 )
                 services = Services.of(composed, on_sweep_failure=metrics.sweep_failures.inc)
                 app[SERVICE] = services

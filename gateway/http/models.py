@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.records import Asset, Token, Version
+from gateway.records import Asset, DownloadRecord, Token, Version
 from gateway.service.tokens import IssuedToken
 
 
@@ -130,6 +130,26 @@ class TokenInfo(BaseModel):
             created=iso(t.created),
             asset_ids=list(t.asset_ids),
             password=t.password_hash is not None,
+        )
+
+
+class DownloadEntry(BaseModel):
+    time: str
+    bytes: int
+    status: int = Field(description="200 full, 206 range, 302 redirect")
+    client: str = Field(description="a keyed hash of the client's address, per link (never the address)")
+
+
+class DownloadList(BaseModel):
+    downloads: list[DownloadEntry]
+
+    @classmethod
+    def of(cls, records: list[DownloadRecord]) -> DownloadList:
+        return cls(
+            downloads=[
+                DownloadEntry(time=iso(r.time), bytes=r.bytes, status=r.status, client=r.client)
+                for r in records
+            ]
         )
 
 

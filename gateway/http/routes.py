@@ -48,6 +48,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/asset/{id}/tokens", "token-create", tokens.create_token),
     Route("GET", "/asset/{id}/tokens", "token-list", tokens.list_tokens),
     Route("DELETE", "/asset/{id}/tokens/{token_id}", "token-revoke-id", tokens.revoke_by_id),
+    Route("GET", "/asset/{id}/tokens/{token_id}/downloads", "token-downloads", tokens.token_downloads),
     Route("POST", "/zip", "zip", zips.create_zip, "download"),
     Route("POST", "/bundle", "bundle", zips.create_bundle),
 )

@@ -120,8 +120,9 @@ async def serve(
         await resp.prepare(request)
         return resp
     if redirect is not None and (location := await redirect()) is not None:
-        if link is not None:
-            await link.admit(planned, rep.size)  # what the client then fetches from storage is not seen
+        if link is not None:  # what the client then fetches from storage is not seen: charged whole
+            admitted = await link.admit(planned, rep.size)
+            await link.tokens.settle(admitted, admitted.charged, 302)
         return web.Response(status=302, headers={hdrs.LOCATION: location, hdrs.CACHE_CONTROL: "no-store"})
     reader = await rep.open(planned.offset, planned.length)
     try:
@@ -135,7 +136,7 @@ async def serve(
 
         async def settle(sent: int) -> None:
             if link is not None and admission is not None:
-                await link.tokens.settle(admission, sent)
+                await link.tokens.settle(admission, sent, planned.status)
 
         return await send_body(request, resp, aiter(reader), planned.length, rep.what, on_end=settle)
     finally:
@@ -180,9 +181,11 @@ async def send_body(
     try:
         try:
             async for chunk in ahead:
-                await resp.write(chunk)
+                # Counted when handed to the socket, before the drain: if the client vanishes mid-chunk
+                # the refund errs toward serving fewer bytes for free, never more.
                 sent += len(chunk)
                 counter.inc(len(chunk))
+                await resp.write(chunk)
         except ConnectionError:
             raise
         except Exception:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from gateway.durations import is_decimal
+from gateway.errors import BadRequest
 from gateway.http.bodies import read_json
 from gateway.http.keys import SERVICE, principal
-from gateway.http.models import TokenCreated, TokenCreateRequest, TokenInfo, TokenList, TokenOut
-from gateway.http.openapi import Operation, operation
+from gateway.http.models import DownloadList, TokenCreated, TokenCreateRequest, TokenInfo, TokenList, TokenOut
+from gateway.http.openapi import Operation, Param, operation
 from gateway.http.uploads import link_base_url
 from gateway.service.tokens import IssuedToken
 
@@ -49,6 +51,25 @@ async def list_tokens(request: web.Request) -> web.Response:
     tokens = await request.app[SERVICE].tokens.live(request.match_info["id"], owner=principal(request).id)
     out = TokenList(tokens=[TokenInfo.of(t) for t in tokens])
     return web.Response(text=out.model_dump_json(), content_type="application/json")
+
+
+@operation(
+    Operation(
+        summary="A link's download history (time, bytes, status, hashed client), newest first",
+        tag="tokens",
+        params=(Param("limit", "entries", {"type": "integer", "minimum": 1, "maximum": 1000}),),
+        responses={200: DownloadList},
+    )
+)
+async def token_downloads(request: web.Request) -> web.Response:
+    """GET /asset/{id}/tokens/{token_id}/downloads"""
+    raw = request.query.get("limit", "100")
+    if not is_decimal(raw) or len(raw) > 4 or not 1 <= int(raw) <= 1000:
+        raise BadRequest("limit must be an integer from 1 to 1000", code="invalid_limit")
+    records = await request.app[SERVICE].tokens.history(
+        request.match_info["id"], request.match_info["token_id"], owner=principal(request).id, limit=int(raw)
+    )
+    return web.Response(text=DownloadList.of(records).model_dump_json(), content_type="application/json")
 
 
 @operation(

@@ -33,6 +33,7 @@ class Backends:  # mutable only so tests can move the clock
     inventory: BlobInventory | None = None
     purger: ExpiredItemPurger | None = None
     clock: Callable[[], float] = field(default=time.time)
+    client_secret: bytes = b""  # keys the hashes of client addresses (catalog.shared_secret)
 
     @classmethod
     def compose(
@@ -42,6 +43,7 @@ class Backends:  # mutable only so tests can move the clock
         settings: Settings,
         *,
         clock: Callable[[], float] = time.time,
+        client_secret: bytes = b"",
     ) -> Backends:
         return cls(
             store=store,
@@ -52,4 +54,5 @@ class Backends:  # mutable only so tests can move the clock
             inventory=store if isinstance(store, BlobInventory) else None,
             purger=catalog if isinstance(catalog, ExpiredItemPurger) else None,
             clock=clock,
+            client_secret=client_secret,
         )

@@ -22,6 +22,7 @@ segments; it is also what a client can get away with (see docs/api.md).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import math
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 
 from gateway.errors import GatewayError, Gone, NotFound
 from gateway.names import content_disposition
-from gateway.records import Asset, Retrieval, Token, Version
+from gateway.records import Asset, DownloadRecord, Retrieval, Token, Version
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
 from gateway.service.params import TokenRequest
@@ -49,10 +50,11 @@ class Admission:
     opened: bool
 
 
-def client_key(token_hash: str, address: str) -> str:
-    """Who is retrieving, as far as a link is concerned: a hash of the link and the address (never the
-    address itself, and not comparable across links)."""
-    return hashlib.sha256(f"{token_hash}|{address}".encode()).hexdigest()[:32]
+def client_key(secret: bytes, token_hash: str, address: str) -> str:
+    """Who is retrieving, as far as a link is concerned: a keyed hash of the link and the address --
+    never the address, not comparable across links, and not reversible by enumerating addresses without
+    the deployment's secret (``catalog.shared_secret``)."""
+    return hmac.new(secret, f"{token_hash}|{address}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ class Tokens:
 
     async def admit(self, token: Token, address: str, *, length: int, size: int, ranged: bool) -> Admission:
         """Charge one response to the link (see the module docstring); 410 when it may not be served."""
-        client = client_key(token.token_hash, address)
+        client = client_key(self.b.client_secret, token.token_hash, address)
         now = self.b.clock()
         until = math.ceil(now) + self.b.settings.resume_window
         limit = ALLOWANCE * max(size, 1)
@@ -167,21 +169,42 @@ class Tokens:
         self._check_live(latest)
         raise Gone("this link is no longer valid", code="token_gone")
 
-    async def settle(self, admission: Admission, sent: int) -> None:
-        """After a transfer: give back what was charged but not sent (nothing to do when complete)."""
-        unsent = admission.charged - sent
-        if unsent <= 0:
-            return
+    async def settle(self, admission: Admission, sent: int, status: int) -> None:
+        """After a transfer: give back what was charged but not sent (nothing to do when complete), and
+        enter the response in the link's history (when kept)."""
         try:
-            await self.b.catalog.refund_retrieval(admission.token.token_hash, admission.client, unsent)
+            if sent < admission.charged:
+                await self.b.catalog.refund_retrieval(
+                    admission.token.token_hash, admission.client, admission.charged - sent
+                )
+            if days := self.b.settings.download_history_days:
+                now = self.b.clock()
+                record = DownloadRecord(
+                    admission.token.token_hash, now, sent, status, admission.client, int(now) + days * 86400
+                )
+                await self.b.catalog.record_download(record)
         except GatewayError as exc:
-            log.warning("could not refund an interrupted download: %s", exc.message)
+            log.warning("could not settle a link download: %s", exc.message)
 
     async def undo(self, admission: Admission) -> None:
         """The response never started: nothing of it counts (best effort, errs toward fewer)."""
-        await self.settle(admission, 0)
+        try:
+            await self.b.catalog.refund_retrieval(
+                admission.token.token_hash, admission.client, admission.charged
+            )
+        except GatewayError as exc:
+            log.warning("could not undo a link download: %s", exc.message)
         if admission.opened:
             await self.release(admission.token)
+
+    async def history(self, asset_id: str, token_id: str, *, owner: str, limit: int) -> list[DownloadRecord]:
+        """A link's download history, for the owner of its asset."""
+        await self.assets.find(asset_id, owner=owner)
+        cat = self.b.catalog
+        token_hash = await cat.find_token_hash(asset_id, token_id) if _is_hex(token_id) else None
+        if token_hash is None:
+            raise NotFound("unknown token id", code="token_not_found")
+        return await cat.list_downloads(token_hash, limit)
 
     async def release(self, token: Token) -> None:
         """Give back a claimed download whose response never started (best effort: a failure here
