@@ -233,22 +233,26 @@ class Inspector:
         s3, bucket, _ = self._s3()
         return list(s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
 
-    def catalog_items(self) -> list[dict[str, Any]]:
+    def catalog_items(self, *, with_config: bool = False) -> list[dict[str, Any]]:
+        """Every item, except (unless asked) the deployment's CONFIG items, which a gateway writes once
+        when it starts, not on behalf of any request."""
         url = self.settings.catalog_url
         if url.startswith("sqlite://"):
             import sqlite3
 
             path = url.split("://", 1)[1][1:]
             with sqlite3.connect(path) as db:
-                return [
+                rows = [
                     {"PK": pk, "SK": sk, "data": data}
                     for pk, sk, data in db.execute("SELECT pk, sk, data FROM items")
                 ]
+            return [r for r in rows if with_config or r["PK"] != "CONFIG"]
         from urllib.parse import parse_qs, urlsplit
 
         parts = urlsplit(url)
         ddb = boto3.client("dynamodb", endpoint_url=parse_qs(parts.query)["endpoint"][0])
-        return list(ddb.scan(TableName=parts.netloc).get("Items", []))
+        items = list(ddb.scan(TableName=parts.netloc).get("Items", []))
+        return [i for i in items if with_config or i["PK"] != {"S": "CONFIG"}]
 
 
 @pytest.fixture

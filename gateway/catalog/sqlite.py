@@ -105,7 +105,10 @@ class SqliteCatalog:
     @serialized
     async def ping(self) -> None:
         try:
-            await self.db.execute("SELECT 1 FROM items LIMIT 1")
+            # Consumed and closed: an unfinished SELECT keeps its read snapshot open, and this
+            # connection would not see other processes' commits until it was collected.
+            async with self.db.execute("SELECT 1 FROM items LIMIT 1") as cur:
+                await cur.fetchall()
         except (sqlite3.Error, ValueError) as exc:
             raise CatalogError(f"catalog unreachable: {exc}") from exc
 
