@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from gateway.awsconfig import DEFAULT_POLICY, CallPolicy
 from gateway.catalog import items as it
+from gateway.catalog import transactions as tx
 from gateway.errors import CatalogError
 from gateway.ports import CatalogLimits
 from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
@@ -193,7 +194,7 @@ class DynamoCatalog:
         ]
         if cursor_day is not None:
             actions.append(self._cursor_action(cursor_day))
-        it.check_transaction(len(actions), self.limits.max_transaction_items)
+        tx.check_transaction(len(actions), self.limits.max_transaction_items)
         # An idempotency token: botocore retries a call whose answer was lost with the same token, and
         # DynamoDB then reports the first outcome instead of failing our own attribute_not_exists.
         await self._call("transact_write_items", TransactItems=actions, ClientRequestToken=str(uuid.uuid4()))
@@ -246,7 +247,7 @@ class DynamoCatalog:
         return {(v.asset_id, v.version): v for v in map(it.version_from, items)}
 
     async def put_token(self, token: Token) -> None:
-        await it.put_token_in_parts(
+        await tx.put_token_in_parts(
             token, self.limits.max_transaction_items, self._put_all_new, self._delete_keys
         )
 
@@ -404,7 +405,7 @@ class DynamoCatalog:
 
     async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
         owned = await self._query(it.asset_pk(asset_id))
-        first, final = it.delete_plan(owned, due, self.limits.max_transaction_items)
+        first, final = tx.delete_plan(owned, due, self.limits.max_transaction_items)
         if not any(i["SK"] == it.META for i in owned):
             await self._delete_keys(final)
             return False
@@ -441,7 +442,7 @@ class DynamoCatalog:
 
         Idempotent under botocore's retries (ClientRequestToken): a lost answer is not a lost race.
         """
-        it.check_transaction(len(actions), self.limits.max_transaction_items)
+        tx.check_transaction(len(actions), self.limits.max_transaction_items)
         try:
             await self.client.transact_write_items(
                 TransactItems=actions, ClientRequestToken=str(uuid.uuid4())

@@ -29,6 +29,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 
 from gateway.catalog import items as it
+from gateway.catalog import transactions as tx
 from gateway.errors import CatalogError
 from gateway.ports import CatalogLimits
 from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
@@ -155,7 +156,7 @@ class SqliteCatalog:
 
     async def _insert_all(self, items: Sequence[it.Item], cursor_day: int | None = None) -> None:
         """Insert every item or none (each must be new: the analogue of attribute_not_exists)."""
-        it.check_transaction(len(items) + (cursor_day is not None), self.limits.max_transaction_items)
+        tx.check_transaction(len(items) + (cursor_day is not None), self.limits.max_transaction_items)
 
         async def body() -> bool:
             await self.db.executemany(
@@ -228,17 +229,17 @@ class SqliteCatalog:
 
     @serialized
     async def put_token(self, token: Token) -> None:
-        await it.put_token_in_parts(
+        await tx.put_token_in_parts(
             token, self.limits.max_transaction_items, self._insert_all, self._delete_keys
         )
 
-    async def _delete_keys(self, keys: Sequence[it.Key]) -> None:
+    async def _delete_keys(self, keys: Sequence[tx.Key]) -> None:
         """Delete in transactions of at most the limit each (the analogue of BatchWriteItem)."""
         limit = self.limits.max_transaction_items
         for start in range(0, len(keys), limit):
             batch = keys[start : start + limit]
 
-            async def body(batch: Sequence[it.Key] = batch) -> bool:
+            async def body(batch: Sequence[tx.Key] = batch) -> bool:
                 await self.db.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", batch)
                 return True
 
@@ -402,9 +403,9 @@ class SqliteCatalog:
     @serialized
     async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
         owned = await self._query(it.asset_pk(asset_id))
-        first, final = it.delete_plan(owned, due, self.limits.max_transaction_items)
+        first, final = tx.delete_plan(owned, due, self.limits.max_transaction_items)
         await self._delete_keys(first)
-        it.check_transaction(len(final) + 1, self.limits.max_transaction_items)
+        tx.check_transaction(len(final) + 1, self.limits.max_transaction_items)
         found = False
 
         async def body() -> bool:
