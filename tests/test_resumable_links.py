@@ -209,10 +209,9 @@ async def test_revoked_link_refuses_resumption(client: TestClient[Any, Any]) -> 
     assert resp.status == 410
 
 
-async def test_range_on_an_exhausted_link_from_nowhere_is_refused(
-    client: TestClient[Any, Any], aiohttp_client: Any
-) -> None:
-    """A range request needs a live retrieval of this client; a full GET always needs a new one."""
+async def test_exhausted_link_still_resumes_inside_the_retrieval(client: TestClient[Any, Any]) -> None:
+    """A full GET always needs a new retrieval (410 once spent); a range from the same address inside
+    its window does not. (Another address's range is refused: test_clients_and_limits.)"""
     out = await upload(client, "x.bin", os.urandom(1000), token="1", max_downloads="1")
     url = f"/asset-token/{out['token']['token']}"
     assert (await client.get(url)).status == 200

@@ -35,6 +35,11 @@ from gateway.ports import CatalogLimits
 from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
 
 _COLUMNS = ("expires_at", "downloads", "max_downloads", "revoked")
+_INSERT = (
+    "INSERT INTO items (pk, sk, data, expires_at, downloads, max_downloads, revoked) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_UPSERT = _INSERT.replace("INSERT", "INSERT OR REPLACE", 1)
 _CLAIM = (
     "UPDATE items SET downloads = downloads + 1 "
     "WHERE pk = ? AND sk = ? AND revoked = 0 AND expires_at > ? "
@@ -160,8 +165,7 @@ class SqliteCatalog:
 
         async def body() -> bool:
             await self.db.executemany(
-                "INSERT INTO items (pk, sk, data, expires_at, downloads, max_downloads, revoked) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                _INSERT,
                 [self._encode(i) for i in items],
             )
             if cursor_day is not None:
@@ -276,8 +280,7 @@ class SqliteCatalog:
             if cur.rowcount != 1:
                 return False
             await self.db.execute(
-                "INSERT OR REPLACE INTO items (pk, sk, data, expires_at, downloads, max_downloads, revoked) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                _UPSERT,
                 self._encode(it.retrieval_item(retrieval)),
             )
             return True
@@ -328,8 +331,7 @@ class SqliteCatalog:
     @serialized
     async def record_download(self, record: DownloadRecord) -> None:
         await self._write(
-            "INSERT INTO items (pk, sk, data, expires_at, downloads, max_downloads, revoked) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            _INSERT,
             self._encode(it.download_item(record, secrets.token_hex(4))),
         )
 
@@ -473,8 +475,7 @@ class SqliteCatalog:
             if cur.rowcount != 1:
                 return False
             await self.db.execute(
-                "INSERT INTO items (pk, sk, data, expires_at, downloads, max_downloads, revoked) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                _INSERT,
                 self._encode(it.version_item(version)),
             )
             return True

@@ -11,9 +11,18 @@ from gateway.http.keys import SERVICE, principal
 from gateway.http.models import DownloadList, TokenCreated, TokenCreateRequest, TokenInfo, TokenList, TokenOut
 from gateway.http.openapi import Operation, Param, operation
 from gateway.http.uploads import link_base_url
+from gateway.service.params import TokenRequest
 from gateway.service.tokens import IssuedToken
 
 MAX_JSON = 16 * 1024
+
+
+async def link_request(
+    request: web.Request, expiry: str | int | None, max_downloads: str | int | None, password: str | None
+) -> TokenRequest:
+    """A link that is always minted (tokens, bundles): its limits parsed, its password hashed."""
+    svc = request.app[SERVICE]
+    return await svc.passwords.protected(svc.params.mint_request(expiry, max_downloads), password)
 
 
 def token_created(request: web.Request, issued: IssuedToken) -> web.Response:
@@ -33,8 +42,7 @@ async def create_token(request: web.Request) -> web.Response:
     """POST /asset/{id}/tokens"""
     svc = request.app[SERVICE]
     body = await read_json(request, TokenCreateRequest, max_bytes=MAX_JSON, allow_empty=True)
-    req = await svc.passwords.protect(svc.params.mint_request(body.expiry, body.max_downloads), body.password)
-    assert req is not None
+    req = await link_request(request, body.expiry, body.max_downloads, body.password)
     issued = await svc.tokens.mint(request.match_info["id"], req, owner=principal(request).id)
     return token_created(request, issued)
 

@@ -16,7 +16,7 @@ from gateway.http.keys import SERVICE, principal
 from gateway.http.models import BundleRequest, TokenCreated, ZipRequest
 from gateway.http.openapi import Operation, operation
 from gateway.http.streaming import Representation, serve
-from gateway.http.tokens import token_created
+from gateway.http.tokens import link_request, token_created
 from gateway.names import content_disposition, validate_name
 from gateway.ports import BlobReader
 from gateway.records import Version
@@ -111,7 +111,6 @@ async def create_bundle(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     body = await read_json(request, BundleRequest, max_bytes=MAX_ZIP_REQUEST)
     name = validate_name(body.name)
-    req = await svc.passwords.protect(svc.params.mint_request(body.expiry, body.max_downloads), body.password)
-    assert req is not None
+    req = await link_request(request, body.expiry, body.max_downloads, body.password)
     issued = await svc.zips.mint_bundle(body.assets, req, owner=principal(request).id, name=name)
     return token_created(request, issued)

@@ -42,9 +42,13 @@ class LinkPasswords:
         return raw
 
     async def protect(self, req: TokenRequest | None, password: str | None) -> TokenRequest | None:
+        """``req`` (if a link is wanted at all) with the password's hash attached."""
+        return None if req is None else await self.protected(req, password)
+
+    async def protected(self, req: TokenRequest, password: str | None) -> TokenRequest:
         """``req`` with the password's hash attached (hashing runs on a worker thread)."""
         password = self.validate(password)
-        if req is None or password is None:
+        if password is None:
             return req
         digest = await asyncio.to_thread(self._hasher.hash, password)
         return dataclasses.replace(req, password_hash=digest)
