@@ -48,6 +48,7 @@ class Admission:
     client: str
     charged: int
     opened: bool
+    started: float  # when it was admitted: the history's order is the order requests arrived in
 
 
 def client_key(secret: bytes, token_hash: str, address: str) -> str:
@@ -160,9 +161,9 @@ class Tokens:
         limit = ALLOWANCE * max(size, 1)
         cat = self.b.catalog
         if ranged and await cat.charge_retrieval(token.token_hash, client, length, limit, now, until):
-            return Admission(token, client, length, opened=False)
+            return Admission(token, client, length, opened=False, started=now)
         if await cat.open_retrieval(Retrieval(token.token_hash, client, length, until), now):
-            return Admission(token, client, length, opened=True)
+            return Admission(token, client, length, opened=True, started=now)
         latest = await cat.get_token(token.token_hash)
         if latest is None:
             raise Gone("this link is no longer valid", code="token_gone")
@@ -178,9 +179,9 @@ class Tokens:
                     admission.token.token_hash, admission.client, admission.charged - sent
                 )
             if days := self.b.settings.download_history_days:
-                now = self.b.clock()
+                at = admission.started
                 record = DownloadRecord(
-                    admission.token.token_hash, now, sent, status, admission.client, int(now) + days * 86400
+                    admission.token.token_hash, at, sent, status, admission.client, int(at) + days * 86400
                 )
                 await self.b.catalog.record_download(record)
         except GatewayError as exc:
