@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     default_token_expiry: int = Field(default=DAY, gt=0, description="Seconds, when `expiry` is omitted.")
     max_token_expiry: int = Field(default=5 * 365 * DAY, gt=0, description="Largest accepted `expiry`, s.")
     max_downloads_limit: int = Field(default=1_000_000_000, gt=0)
+    resumable_expiry: int = Field(
+        default=DAY,
+        gt=0,
+        le=90 * DAY,
+        description="Seconds an unfinished tus upload lives (`Upload-Expires`); then it is reclaimed.",
+    )
     resume_window: int = Field(
         default=3600,
         gt=0,

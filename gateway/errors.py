@@ -37,6 +37,13 @@ class ChecksumMismatch(BadRequest):
     code = "checksum_mismatch"
 
 
+class ChunkChecksumMismatch(GatewayError):
+    """tus's checksum extension gives a mismatching chunk its own status, 460."""
+
+    status = 460
+    code = "checksum_mismatch"
+
+
 class Unauthorized(GatewayError):
     status = 401
     code = "unauthorized"
@@ -70,6 +77,16 @@ class TooManyRequests(GatewayError):
 class NotFound(GatewayError):
     status = 404
     code = "not_found"
+
+
+class Conflict(GatewayError):
+    status = 409
+    code = "conflict"
+
+
+class PreconditionFailed(GatewayError):
+    status = 412
+    code = "precondition_failed"
 
 
 class Gone(GatewayError):

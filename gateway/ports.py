@@ -10,11 +10,20 @@ as :class:`CatalogLimits`, so nothing downstream knows which engine it talks to.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
+from gateway.records import (
+    Asset,
+    DownloadRecord,
+    DueAsset,
+    NewAsset,
+    Retrieval,
+    Token,
+    UploadSession,
+    Version,
+)
 
 
 @dataclass(frozen=True)
@@ -223,3 +232,85 @@ class ExpiredItemPurger(Protocol):
     """Optional: catalogs without native TTL delete expired token items themselves."""
 
     async def purge_expired(self, now: float) -> int: ...
+
+
+# -- resumable uploads (tus) ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Partial:
+    """How far a resumable blob has durably got: what a checkpoint records in the upload's session."""
+
+    offset: int  # bytes durably stored
+    ref: str  # the store's own handle (an S3 multipart upload id; "" before the first full part)
+    parts: int  # full parts written (S3); the rest of ``offset`` is in the staging object
+
+
+Checkpoint = Callable[[Partial], Awaitable[None]]
+
+
+class ResumableWrites(Protocol):
+    """Optional store capability: a blob written by several requests, possibly on several processes.
+
+    ``key`` is where the finished blob will live, ``staging`` where the store keeps what is not yet
+    part of it; both are chosen by the service. Nothing here lives in process memory between calls.
+    """
+
+    def part_size_for(self, length: int | None) -> int:
+        """The unit of durable progress for a blob of ``length`` bytes (None: not known yet)."""
+
+    async def append(
+        self,
+        key: str,
+        staging: str,
+        part_size: int,
+        at: Partial,
+        chunks: AsyncIterator[bytes],
+        checkpoint: Checkpoint,
+        *,
+        keep_partial: bool,
+    ) -> Partial:
+        """Add ``chunks`` after ``at`` and return the new durable state.
+
+        ``checkpoint`` is called before each storage write with the durable state so far (it renews the
+        caller's lease, and raises to stop when the lease was lost) and after each part with the new
+        state. If ``chunks`` fails (client gone) and ``keep_partial``, what was received is made durable
+        and checkpointed before the exception propagates; without ``keep_partial`` (a checksum still
+        to verify) nothing of this call counts.
+        """
+
+    async def complete(self, key: str, staging: str, part_size: int, at: Partial) -> None:
+        """Turn the appended bytes into the blob ``key`` and drop the staging data."""
+
+    async def abort(self, key: str, staging: str, at: Partial) -> None:
+        """Drop everything appended (idempotent)."""
+
+
+@runtime_checkable
+class HasResumableWrites(Protocol):
+    """Optional store capability: resumable writes (the filesystem and S3 both have it)."""
+
+    def resumable_writes(self) -> ResumableWrites: ...
+
+
+class UploadSessions(Protocol):
+    """The catalog's part of resumable uploads: one item per upload plus an expiry index entry."""
+
+    async def create_upload(self, session: UploadSession) -> None: ...
+
+    async def get_upload(self, upload_id: str) -> UploadSession | None: ...
+
+    async def swap_upload(self, session: UploadSession) -> UploadSession | None:
+        """Store ``session`` with ``rev + 1`` if the stored one still has ``session.rev``; the stored
+        result, or None when another write got there first (or the upload is gone)."""
+
+    async def delete_upload(self, session: UploadSession) -> None:
+        """Remove the upload and its expiry entry (idempotent)."""
+
+    async def due_uploads(self, now: float, limit: int) -> list[UploadSession]:
+        """Uploads whose ``expires_at`` has passed, oldest first."""
+
+
+@runtime_checkable
+class HasUploadSessions(Protocol):
+    """Optional catalog capability: storing resumable upload sessions."""
+
+    def upload_sessions(self) -> UploadSessions: ...

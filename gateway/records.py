@@ -98,3 +98,44 @@ class DueAsset:
 
     asset_id: str
     expires_at: int
+
+
+@dataclass(frozen=True)
+class UploadSession:
+    """A resumable (tus) upload in progress, or recently completed; the whole state lives here.
+
+    ``rev`` is bumped by every write and every write is conditional on it, so two processes can never
+    both advance one upload. ``lease``/``lease_until`` say which request is appending right now: a PATCH
+    takes the lease before reading a byte and renews it with each checkpoint.
+    ``parts``/``ref`` are the storage's own progress (the S3 multipart upload and its full parts); bytes
+    past ``parts * part_size`` are in the staging object (S3) or the staging file (filesystem).
+    """
+
+    id: str
+    owner: str
+    created: float
+    expires_at: int
+    length: int | None  # None: Upload-Defer-Length, not known yet
+    blob_key: str
+    staging_key: str
+    part_size: int
+    asset_id: str
+    offset: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)
+    ref: str = ""
+    parts: int = 0
+    rev: int = 0
+    lease: str = ""
+    lease_until: float = 0.0
+    concat: str = ""  # "" | "partial" | "final"
+    new_version: bool = False  # asset_id names an existing asset
+    stored: bool = False  # the blob is whole in storage (completion's first step)
+    done_version: int | None = None  # set once the upload became version N of asset_id
+    share: dict[str, Any] | None = None  # the link to mint on completion (a TokenRequest's fields)
+    retention: int | None = None  # seconds the asset lives, from `expires`
+    link: str = ""  # the upload link it came through, if any
+
+    @property
+    def finished(self) -> bool:
+        """Nothing more to do: an asset was made (or, for a partial upload, its blob is whole)."""
+        return self.done_version is not None or (self.concat == "partial" and self.stored)

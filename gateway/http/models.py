@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway.records import Asset, DownloadRecord, Token, Version
+from gateway.records import Asset, DownloadRecord, Token, UploadSession, Version
 from gateway.service.tokens import IssuedToken
 
 
@@ -67,6 +67,25 @@ class TokenOut(BaseModel):
 class UploadResponse(BaseModel):
     asset: AssetOut
     token: TokenOut | None
+    error: None = None
+
+
+class UploadProgress(BaseModel):
+    id: str
+    offset: int
+    length: int | None
+    expires: int
+    complete: bool
+
+    @classmethod
+    def of(cls, s: UploadSession) -> UploadProgress:
+        return cls(id=s.id, offset=s.offset, length=s.length, expires=s.expires_at, complete=s.finished)
+
+
+class UploadProgressResponse(BaseModel):
+    """GET /files/{id} of an upload that is not an asset (yet): how far it got."""
+
+    upload: UploadProgress
     error: None = None
 
 

@@ -23,11 +23,14 @@ access = logging.getLogger("gateway.access")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 EXPOSED = (
     "Content-Length, Content-Range, Content-Disposition, ETag, Accept-Ranges, Last-Modified, X-Request-ID, "
-    "Repr-Digest, Retry-After, WWW-Authenticate"
+    "Repr-Digest, Retry-After, WWW-Authenticate, Location, Tus-Resumable, Tus-Version, Tus-Extension, "
+    "Tus-Max-Size, Tus-Checksum-Algorithm, Upload-Offset, Upload-Length, Upload-Metadata, Upload-Expires, "
+    "Upload-Defer-Length, Upload-Concat, Asset-Id, Asset-Token, Asset-Token-Url"
 )
 ALLOWED_HEADERS = (
     "Authorization, Content-Type, Content-MD5, Digest, Repr-Digest, Content-Digest, Range, If-Range, "
-    "If-None-Match, If-Modified-Since, X-Request-ID, Share-Password, Want-Repr-Digest"
+    "If-None-Match, If-Modified-Since, X-Request-ID, Share-Password, Want-Repr-Digest, Tus-Resumable, "
+    "Upload-Offset, Upload-Length, Upload-Metadata, Upload-Defer-Length, Upload-Concat, Upload-Checksum"
 )
 
 
@@ -132,7 +135,7 @@ async def cors_preflight_middleware(request: web.Request, handler: Handler) -> w
             status=204,
             headers={
                 hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: origin if "*" not in origins else "*",
-                hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, HEAD, POST, PUT, DELETE",
+                hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, HEAD, POST, PUT, PATCH, DELETE",
                 hdrs.ACCESS_CONTROL_ALLOW_HEADERS: ALLOWED_HEADERS,
                 hdrs.ACCESS_CONTROL_MAX_AGE: "600",
                 hdrs.VARY: "Origin",

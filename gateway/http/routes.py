@@ -13,7 +13,7 @@ from typing import Literal
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from gateway.http import downloads, manage, ops, tokens, uploads, zips
+from gateway.http import downloads, manage, ops, resumable, tokens, uploads, zips
 from gateway.http.bodies import defer_continue
 from gateway.http.docs_page import docs_page
 from gateway.http.openapi import described
@@ -51,6 +51,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/asset/{id}/tokens/{token_id}/downloads", "token-downloads", tokens.token_downloads),
     Route("POST", "/zip", "zip", zips.create_zip, "download"),
     Route("POST", "/bundle", "bundle", zips.create_bundle),
+    Route("OPTIONS", "/files/", "tus-options", resumable.tus_options),
+    Route("POST", "/files/", "tus-create", resumable.tus_create, "upload"),
+    Route("GET", "/files/{id}", "tus-status", resumable.tus_status),
+    Route("PATCH", "/files/{id}", "tus-patch", resumable.tus_patch, "upload"),
+    Route("DELETE", "/files/{id}", "tus-delete", resumable.tus_delete),
 )
 BY_NAME = {r.name: r for r in ROUTES}
 
@@ -72,9 +77,9 @@ def route_of(request: web.Request) -> Route | None:
 
 def is_public(request: web.Request, *, metrics_public: bool) -> bool:
     """No credentials needed: share-link downloads, health, the API description, and (configurable)
-    metrics -- for GET/HEAD only."""
+    metrics, tus's capability discovery -- for GET/HEAD/OPTIONS only."""
     route = route_of(request)
-    if route is None or request.method not in (hdrs.METH_GET, hdrs.METH_HEAD):
+    if route is None or request.method not in (hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_OPTIONS):
         return False
     if route.name == "metrics":
         return metrics_public

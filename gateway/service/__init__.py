@@ -4,6 +4,7 @@
     context.py    Backends: the store, the catalog and their declared capabilities and limits
     assets.py     finding, listing, describing and reading assets (ownership lives here)
     uploads.py    stage bytes, commit the catalog change, new versions; nothing half-visible
+    resumable.py  tus uploads: leases, checkpoints, completion into an asset, concatenation, expiry
     tokens.py     minting, resolving, admitting / settling downloads, revoking, redirects
     passwords.py  password-protected links: argon2id, throttled guessing
     zips.py       resolving zip members and bundle links
@@ -21,6 +22,7 @@ from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
 from gateway.service.params import Params
 from gateway.service.passwords import LinkPasswords
+from gateway.service.resumable import Resumable
 from gateway.service.retention import Retention
 from gateway.service.tokens import Tokens
 from gateway.service.uploads import Uploads
@@ -33,6 +35,7 @@ class Services:
     params: Params
     assets: AssetReader
     uploads: Uploads
+    resumable: Resumable
     tokens: Tokens
     passwords: LinkPasswords
     zips: Zips
@@ -43,13 +46,18 @@ class Services:
         params = Params(backends.settings)
         assets = AssetReader(backends)
         tokens = Tokens(backends, assets)
+        uploads = Uploads(backends, assets, tokens)
+        resumable = Resumable(backends, uploads, assets)
+        retention = Retention(backends, assets, on_failure=on_sweep_failure)
+        retention.also.append(resumable.sweep_once)
         return cls(
             backends=backends,
             params=params,
             assets=assets,
-            uploads=Uploads(backends, assets, tokens),
+            uploads=uploads,
+            resumable=resumable,
             tokens=tokens,
             passwords=LinkPasswords(backends),
             zips=Zips(backends, assets, tokens),
-            retention=Retention(backends, assets, on_failure=on_sweep_failure),
+            retention=retention,
         )

@@ -19,7 +19,11 @@ from gateway.ports import (
     Catalog,
     CatalogLimits,
     ExpiredItemPurger,
+    HasResumableWrites,
+    HasUploadSessions,
     Presigner,
+    ResumableWrites,
+    UploadSessions,
 )
 
 
@@ -32,6 +36,8 @@ class Backends:  # mutable only so tests can move the clock
     presigner: Presigner | None = None
     inventory: BlobInventory | None = None
     purger: ExpiredItemPurger | None = None
+    resumable: ResumableWrites | None = None  # tus uploads need both of these
+    sessions: UploadSessions | None = None
     clock: Callable[[], float] = field(default=time.time)
     client_secret: bytes = b""  # keys the hashes of client addresses (catalog.shared_secret)
 
@@ -53,6 +59,8 @@ class Backends:  # mutable only so tests can move the clock
             presigner=store if isinstance(store, Presigner) else None,
             inventory=store if isinstance(store, BlobInventory) else None,
             purger=catalog if isinstance(catalog, ExpiredItemPurger) else None,
+            resumable=store.resumable_writes() if isinstance(store, HasResumableWrites) else None,
+            sessions=catalog.upload_sessions() if isinstance(catalog, HasUploadSessions) else None,
             clock=clock,
             client_secret=client_secret,
         )

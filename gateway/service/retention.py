@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from gateway.errors import GatewayError, NotFound
 from gateway.records import DueAsset
@@ -29,6 +29,7 @@ class Retention:
         self.b = backends
         self.assets = assets
         self.on_failure = on_failure or (lambda: None)
+        self.also: list[Callable[[], Awaitable[int]]] = []  # other sweeps of the same pass (expired uploads)
 
     async def delete(self, asset_id: str, *, owner: str) -> None:
         """Unreadable at once (one transaction), then bytes and items go; the sweeper finishes on failure."""
@@ -65,6 +66,14 @@ class Retention:
             except Exception as exc:  # one bad asset must never stop retention for the rest
                 self.on_failure()
                 log.warning("purge of %s failed, retried next sweep: %s", due.asset_id, _reason(exc))
+        for sweep in self.also:
+            try:
+                await sweep()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.on_failure()
+                log.warning("sweep failed, retried next pass: %s", _reason(exc))
         if self.b.purger is not None:
             await self.b.purger.purge_expired(now - self.b.settings.expired_token_grace)
         return purged

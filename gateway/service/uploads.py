@@ -229,21 +229,27 @@ class Uploads:
             asset_id=asset.id,
         )
         try:
-            for _ in range(VERSION_RETRIES):
-                version = Version(
-                    asset_id=asset.id,
-                    version=asset.latest_version + 1,
-                    size=staged.digests.size,
-                    sha256=staged.digests.sha256,
-                    crc32=staged.digests.crc32,
-                    blob_key=staged.blob_key,
-                    created=self.b.clock(),
-                    content_type=staged.content_type,
-                )
-                if await self.b.catalog.add_version(asset, version):
-                    return asset, version
-                asset, _ = await self.assets.find(asset_id, owner=owner)
-            raise CatalogError("too many concurrent version uploads; try again", code="version_conflict")
+            version = await self.commit_version(asset, staged, owner=owner)
         except BaseException:
             await self.discard([staged])
             raise
+        return asset, version
+
+    async def commit_version(self, asset: Asset, staged: Staged, *, owner: str) -> Version:
+        """Make ``staged`` the asset's next version; its number is claimed by a conditional write, retried
+        with the next number when a concurrent upload won it. The caller discards ``staged`` on failure."""
+        for _ in range(VERSION_RETRIES):
+            version = Version(
+                asset_id=asset.id,
+                version=asset.latest_version + 1,
+                size=staged.digests.size,
+                sha256=staged.digests.sha256,
+                crc32=staged.digests.crc32,
+                blob_key=staged.blob_key,
+                created=self.b.clock(),
+                content_type=staged.content_type,
+            )
+            if await self.b.catalog.add_version(asset, version):
+                return version
+            asset, _ = await self.assets.find(asset.id, owner=owner)
+        raise CatalogError("too many concurrent version uploads; try again", code="version_conflict")

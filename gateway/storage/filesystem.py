@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gateway.errors import NotFound, StorageError
-from gateway.ports import BlobEntry, WriteResult
+from gateway.ports import BlobEntry, ResumableWrites, WriteResult
 
 TMP_PREFIX = ".tmp-"
 
@@ -37,6 +37,11 @@ class FilesystemBlobStore:
         if not str(path).startswith(str(self.root) + os.sep):
             raise ValueError(f"blob key escapes the root: {key!r}")
         return path
+
+    def resumable_writes(self) -> ResumableWrites:
+        from gateway.storage.resumable_fs import FilesystemResumableWrites
+
+        return FilesystemResumableWrites(self)
 
     async def init(self) -> None:
         await asyncio.to_thread(self.root.mkdir, parents=True, exist_ok=True)

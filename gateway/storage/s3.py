@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 
 from gateway.awsconfig import DEFAULT_POLICY, CallPolicy
 from gateway.errors import NotFound, StorageError
-from gateway.ports import BlobEntry, WriteResult
+from gateway.ports import BlobEntry, ResumableWrites, WriteResult
 
 MiB = 1024 * 1024
 MIN_PART = 5 * MiB
@@ -85,6 +85,11 @@ class S3BlobStore:
 
     def _key(self, key: str) -> str:
         return self.prefix + key
+
+    def resumable_writes(self) -> ResumableWrites:
+        from gateway.storage.resumable_s3 import S3ResumableWrites
+
+        return S3ResumableWrites(self)
 
     async def init(self) -> None:
         try:

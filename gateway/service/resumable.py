@@ -1,0 +1,442 @@
+"""Resumable uploads (tus 1.0): the state machine, written against the ports, never HTTP.
+
+An upload is a catalog session (:class:`~gateway.records.UploadSession`) plus the store's resumable
+writes. Every change to a session is a compare-and-swap on its ``rev``, which is what makes uploads safe
+across processes:
+
+- a PATCH first takes the session's *lease* (one swap: offset as the client says, no live lease), so a
+  second PATCH on the same upload, in this process or another, gets 409 and never writes a byte;
+- the store checkpoints durable progress while the body streams (each checkpoint is a swap that also
+  renews the lease), so a process killed mid-PATCH loses only bytes it never acknowledged;
+- when the last byte is durable the blob is completed in storage, then committed to the catalog exactly
+  as a raw upload is (same record, digests, transaction, share link).
+
+Digests: sha256 and CRC32 cannot be carried between processes (hash state is not serialisable), so each
+process keeps the running hash of uploads it is appending to, keyed by upload and offset. When the next
+PATCH lands elsewhere or after a restart, the hash is computed by reading the finished blob back once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import re
+import secrets
+import uuid
+import zlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.errors import (
+    BadRequest,
+    ChunkChecksumMismatch,
+    Conflict,
+    GatewayError,
+    Gone,
+    NotFound,
+    PayloadTooLarge,
+    StorageError,
+)
+from gateway.hashing import Digests
+from gateway.names import guess_content_type
+from gateway.ports import Partial, ResumableWrites, UploadSessions
+from gateway.records import Asset, UploadSession, Version
+from gateway.service.assets import AssetReader
+from gateway.service.context import Backends
+from gateway.service.params import TokenRequest
+from gateway.service.tokens import IssuedToken
+from gateway.service.uploads import Staged, Uploads
+
+log = logging.getLogger("gateway.resumable")
+LEASE_SECONDS = 300  # a PATCH renews it before every storage write, so only a stuck write outlives it
+HASH_CACHE = 1024  # running hashes kept per process (a few hundred bytes each)
+SWEEP_BATCH = 100
+_ID = re.compile(r"[0-9a-f]{32}")
+CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
+
+
+@dataclass(frozen=True)
+class ChunkChecksum:
+    algorithm: str  # a key of CHECKSUMS
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class Completed:
+    asset: Asset
+    version: Version
+    issued: IssuedToken | None
+
+
+@dataclass(frozen=True)
+class NewUpload:
+    """What a creation request asks for, validated by the caller (metadata decoded, link parsed)."""
+
+    owner: str
+    length: int | None
+    metadata: dict[str, str]
+    name: str
+    content_type: str | None
+    share: TokenRequest | None
+    retention: int | None
+    asset: Asset | None  # upload a new version of this asset
+    concat: str = ""
+    link: str = ""
+
+
+class _Running:
+    """The running digest of one upload's bytes, in order."""
+
+    def __init__(self, offset: int = 0, sha: Any = None, crc: int = 0) -> None:
+        self.offset = offset
+        self.sha = sha or hashlib.sha256()
+        self.crc = crc
+
+    def copy(self) -> _Running:
+        return _Running(self.offset, self.sha.copy(), self.crc)
+
+    def update(self, chunk: bytes) -> None:
+        self.sha.update(chunk)
+        self.crc = zlib.crc32(chunk, self.crc)
+        self.offset += len(chunk)
+
+
+class Resumable:
+    def __init__(self, backends: Backends, uploads: Uploads, assets: AssetReader) -> None:
+        self.b = backends
+        self.uploads = uploads
+        self.assets = assets
+        self._hashes: OrderedDict[str, _Running] = OrderedDict()
+
+    @property
+    def writes(self) -> ResumableWrites:
+        if self.b.resumable is None:
+            raise NotFound("resumable uploads are not available with this storage", code="not_supported")
+        return self.b.resumable
+
+    @property
+    def sessions(self) -> UploadSessions:
+        if self.b.sessions is None:
+            raise NotFound("resumable uploads are not available with this catalog", code="not_supported")
+        return self.b.sessions
+
+    # -- creation --------------------------------------------------------------------------------------
+    async def create(self, new: NewUpload) -> UploadSession:
+        limit = self.b.settings.max_upload_size
+        if new.length is not None and new.length > limit:
+            raise PayloadTooLarge(f"Upload-Length exceeds the maximum of {limit} bytes")
+        upload_id = secrets.token_hex(16)
+        asset_id = new.asset.id if new.asset is not None else str(uuid.uuid4())
+        partial = new.concat == "partial"
+        now = self.b.clock()
+        metadata = dict(new.metadata)
+        metadata["filename"] = new.name
+        if new.content_type:
+            metadata["filetype"] = new.content_type
+        session = UploadSession(
+            id=upload_id,
+            owner=new.owner,
+            created=now,
+            expires_at=int(now) + self.b.settings.resumable_expiry,
+            length=new.length,
+            blob_key=f"uploads/{upload_id}.bin" if partial else f"assets/{asset_id}/tus-{upload_id}",
+            staging_key=f"uploads/{upload_id}.part",
+            part_size=self.writes.part_size_for(new.length),
+            asset_id=asset_id,
+            metadata=metadata,
+            concat=new.concat,
+            new_version=new.asset is not None,
+            share=None if new.share is None else dataclasses.asdict(new.share),
+            retention=new.retention,
+            link=new.link,
+        )
+        await self.sessions.create_upload(session)
+        return session
+
+    async def find(self, upload_id: str, *, owner: str) -> UploadSession:
+        """The upload, if it is the caller's and not expired (404 unknown or not yours, 410 expired)."""
+        if not _ID.fullmatch(upload_id):
+            raise NotFound("unknown upload", code="upload_not_found")
+        session = await self.sessions.get_upload(upload_id)
+        if session is None or session.owner != owner:
+            raise NotFound("unknown upload", code="upload_not_found")
+        if session.expires_at <= self.b.clock() and not session.finished:
+            raise Gone("this upload has expired", code="upload_expired")
+        return session
+
+    # -- appending -------------------------------------------------------------------------------------
+    async def append(
+        self,
+        session: UploadSession,
+        *,
+        offset: int,
+        chunks: AsyncIterator[bytes],
+        length: int | None = None,
+        checksum: ChunkChecksum | None = None,
+        size_hint: int | None = None,
+    ) -> tuple[UploadSession, Completed | None]:
+        """One PATCH: lease, stream, checkpoint, release; completes the upload with its last byte."""
+        if session.finished or session.concat == "final":
+            raise Conflict("this upload is already complete", code="upload_complete")
+        if offset != session.offset:
+            raise Conflict(f"Upload-Offset {offset} does not match the upload's {session.offset}")
+        if length is not None:
+            if session.length is not None and session.length != length:
+                raise BadRequest("Upload-Length cannot change", code="invalid_upload_length")
+            if length < session.offset or length > self.b.settings.max_upload_size:
+                raise PayloadTooLarge(f"Upload-Length {length} is not allowed here")
+        total = length if length is not None else session.length
+        room = (total if total is not None else self.b.settings.max_upload_size) - offset
+        if size_hint is not None and size_hint > room:
+            raise PayloadTooLarge(f"the body of {size_hint} bytes goes past the upload's length")
+        cur = await self._lease(dataclasses.replace(session, length=total))
+        running = self._running(cur)  # None: this process has not seen the bytes before `offset`
+        seen = _Running(cur.offset) if running is None else running
+
+        async def checkpoint(p: Partial) -> None:
+            nonlocal cur
+            now = self.b.clock()
+            got = await self.sessions.swap_upload(
+                dataclasses.replace(
+                    cur, offset=p.offset, ref=p.ref, parts=p.parts, lease_until=now + LEASE_SECONDS
+                )
+            )
+            if got is None:
+                raise Conflict("the upload was changed by another request", code="upload_locked")
+            cur = got
+
+        body = _Verified(chunks, room, checksum, seen)
+        try:
+            await self.writes.append(
+                cur.blob_key,
+                cur.staging_key,
+                cur.part_size,
+                Partial(cur.offset, cur.ref, cur.parts),
+                body,
+                checkpoint,
+                keep_partial=checksum is None,
+            )
+        finally:
+            if running is not None and seen.offset == cur.offset:
+                self._remember(cur.id, seen)
+            else:
+                self._hashes.pop(cur.id, None)
+            cur = await self._release(cur)
+        if cur.length is not None and cur.offset == cur.length:
+            return await self.finish(cur)
+        return cur, None
+
+    async def _lease(self, session: UploadSession) -> UploadSession:
+        now = self.b.clock()
+        if session.lease and session.lease_until > now:
+            raise Conflict("another request is appending to this upload", code="upload_locked")
+        got = await self.sessions.swap_upload(
+            dataclasses.replace(session, lease=secrets.token_hex(8), lease_until=now + LEASE_SECONDS)
+        )
+        if got is None:
+            raise Conflict("another request is appending to this upload", code="upload_locked")
+        return got
+
+    async def _release(self, session: UploadSession) -> UploadSession:
+        """Give the lease back (shielded: a cancelled request must not keep the upload locked)."""
+
+        async def release() -> UploadSession:
+            got = await self.sessions.swap_upload(dataclasses.replace(session, lease="", lease_until=0.0))
+            return got or session
+
+        try:
+            return await asyncio.shield(release())
+        except GatewayError:
+            return session  # the lease then lapses by itself
+
+    def _running(self, session: UploadSession) -> _Running | None:
+        found = self._hashes.get(session.id)
+        if found is not None and found.offset == session.offset:
+            return found.copy()
+        return _Running() if session.offset == 0 else None
+
+    def _remember(self, upload_id: str, running: _Running) -> None:
+        self._hashes[upload_id] = running
+        self._hashes.move_to_end(upload_id)
+        while len(self._hashes) > HASH_CACHE:
+            self._hashes.popitem(last=False)
+
+    # -- completion ------------------------------------------------------------------------------------
+    async def finish(self, session: UploadSession) -> tuple[UploadSession, Completed | None]:
+        """Blob whole in storage, then the asset committed; re-entrant after a failure in between."""
+        cur = session
+        if not cur.stored:
+            await self.writes.complete(
+                cur.blob_key, cur.staging_key, cur.part_size, Partial(cur.offset, cur.ref, cur.parts)
+            )
+            cur = await self._swap(dataclasses.replace(cur, stored=True))
+        if cur.concat == "partial":
+            return cur, None
+        digests = await self._digests(cur)
+        staged = Staged(
+            asset_id=cur.asset_id,
+            name=cur.metadata.get("filename", "upload.bin"),
+            content_type=cur.metadata.get("filetype") or guess_content_type(cur.metadata.get("filename", "")),
+            blob_key=cur.blob_key,
+            digests=digests,
+        )
+        completed = await self.commit(cur, staged)
+        cur = await self._swap(dataclasses.replace(cur, done_version=completed.version.version))
+        self._hashes.pop(cur.id, None)
+        return cur, completed
+
+    async def commit(self, session: UploadSession, staged: Staged) -> Completed:
+        """The catalog write that makes the upload an asset, as for a raw upload."""
+        share = None if session.share is None else TokenRequest(**session.share)
+        if session.new_version:
+            asset, _ = await self.assets.find(session.asset_id, owner=session.owner)
+            try:
+                version = await self.uploads.commit_version(asset, staged, owner=session.owner)
+            except BaseException:
+                await self.uploads.discard([staged])
+                raise
+            return Completed(asset, version, None)
+        pairs, issued = await self.uploads.commit(
+            [staged], owner=session.owner, token=share, retention=session.retention
+        )
+        [(asset, version)] = pairs
+        return Completed(asset, version, issued)
+
+    async def _digests(self, session: UploadSession) -> Digests:
+        running = self._hashes.get(session.id)
+        if running is None or running.offset != session.offset:
+            running = _Running()
+            reader = await self.b.store.open(session.blob_key)
+            try:
+                async for chunk in reader:
+                    running.update(chunk)
+            finally:
+                await reader.aclose()
+            if running.offset != session.offset:
+                raise StorageError("the finished upload's size does not match its offset")
+        return Digests(size=running.offset, sha256=running.sha.hexdigest(), crc32=running.crc)
+
+    async def _swap(self, session: UploadSession) -> UploadSession:
+        got = await self.sessions.swap_upload(session)
+        if got is None:
+            raise Conflict("the upload was changed by another request", code="upload_locked")
+        return got
+
+    async def result(self, session: UploadSession) -> tuple[Asset, Version] | None:
+        """The asset a finished upload became (None while unfinished, or for a partial upload)."""
+        if session.done_version is None:
+            return None
+        return await self.assets.find(session.asset_id, session.done_version, owner=session.owner)
+
+    # -- concatenation ---------------------------------------------------------------------------------
+    async def concatenate(self, new: NewUpload, partial_ids: list[str]) -> tuple[UploadSession, Completed]:
+        """A final upload: the partial uploads' blobs, in order, streamed into one new asset."""
+        if not partial_ids:
+            raise BadRequest("Upload-Concat: final needs at least one partial upload", code="invalid_concat")
+        parts = [await self.find(pid, owner=new.owner) for pid in partial_ids]
+        if any(p.concat != "partial" or not p.stored for p in parts):
+            raise BadRequest("every part must be a finished partial upload", code="invalid_concat")
+        total = sum(p.offset for p in parts)
+        session = await self.create(dataclasses.replace(new, length=total, concat="final"))
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for part in parts:
+                reader = await self.b.store.open(part.blob_key)
+                try:
+                    async for chunk in reader:
+                        yield chunk
+                finally:
+                    await reader.aclose()
+
+        staged = await self.uploads.stage(
+            name=session.metadata["filename"],
+            content_type=session.metadata.get("filetype"),
+            chunks=chunks(),
+            size_hint=total,
+            asset_id=session.asset_id,
+        )
+        completed = await self.commit(session, staged)
+        session = await self._swap(
+            dataclasses.replace(
+                session,
+                offset=total,
+                stored=True,
+                blob_key=staged.blob_key,
+                done_version=completed.version.version,
+            )
+        )
+        for part in parts:
+            with contextlib.suppress(GatewayError):
+                await self._forget(part)
+        return session, completed
+
+    # -- termination and expiry ------------------------------------------------------------------------
+    async def terminate(self, session: UploadSession) -> None:
+        """DELETE: the upload's bytes go (an asset it already became stays), then the session."""
+        if session.lease and session.lease_until > self.b.clock():
+            raise Conflict("a request is appending to this upload", code="upload_locked")
+        await self._forget(session)
+
+    async def _forget(self, session: UploadSession) -> None:
+        if session.done_version is None and session.concat != "final":
+            await self.writes.abort(session.blob_key, session.staging_key, Partial(0, session.ref, 0))
+            if session.stored:
+                await self.b.store.delete(session.blob_key)
+        self._hashes.pop(session.id, None)
+        await self.sessions.delete_upload(session)
+
+    async def sweep_once(self) -> int:
+        """Expired uploads: storage reclaimed (multipart aborted, staging deleted), session removed."""
+        if self.b.sessions is None or self.b.resumable is None:
+            return 0
+        now = self.b.clock()
+        removed = 0
+        for session in await self.sessions.due_uploads(now, SWEEP_BATCH):
+            if session.lease and session.lease_until > now:
+                continue  # being appended to right now: next pass
+            try:
+                await self._forget(session)
+                removed += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("expired upload %s not reclaimed yet: %s", session.id, type(exc).__name__)
+        return removed
+
+
+class _Verified:
+    """The PATCH body: bounded by the room left in the upload, hashed for the running digest and for the
+    client's Upload-Checksum (checked at the end, before anything of it may count)."""
+
+    def __init__(
+        self, source: AsyncIterator[bytes], room: int, checksum: ChunkChecksum | None, running: _Running
+    ) -> None:
+        self._source = source
+        self._room = room
+        self._checksum = checksum
+        self._hash = CHECKSUMS[checksum.algorithm]() if checksum else None
+        self._running = running
+
+    def __aiter__(self) -> _Verified:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._source.__anext__()
+        except StopAsyncIteration:
+            if self._checksum is not None and self._hash is not None:
+                if not secrets.compare_digest(self._hash.digest(), self._checksum.digest):
+                    raise ChunkChecksumMismatch("Upload-Checksum does not match the body") from None
+            raise
+        if len(chunk) > self._room:
+            raise PayloadTooLarge("the body goes past the upload's length")
+        self._room -= len(chunk)
+        if self._hash is not None:
+            self._hash.update(chunk)
+        self._running.update(chunk)
+        return chunk
