@@ -73,9 +73,9 @@ class FilesystemResumableWrites:
                     if unsynced >= part_size and keep_partial:
                         await sync()
                         unsynced = 0
-            except Exception:
+            except BaseException:  # the client went away (the handler is cancelled) or broke its body
                 if keep_partial:
-                    await sync()
+                    await asyncio.shield(sync())
                 raise
             await sync()
             return durable

@@ -16,6 +16,7 @@ exist from such a crash; the next request overwrites them, and completion lists 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -97,9 +98,9 @@ class S3ResumableWrites:
                     if keep_partial:
                         durable = Partial(parts * part_size, ref, parts)
                         await checkpoint(durable)
-        except Exception:
+        except BaseException:  # the client went away (the handler is cancelled) or broke its body
             if keep_partial:
-                await save_tail()
+                await asyncio.shield(save_tail())
             raise
         if parts > durable.parts:  # verified only now (a checksum): the full parts count first
             durable = Partial(parts * part_size, ref, parts)
