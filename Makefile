@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+JS     := tests/js/node_modules/.installed
 
 .PHONY: serve test test-real lint typecheck unit bench bench-real clean
 
@@ -11,6 +12,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
+
+# Real JavaScript clients the tests drive (tus-js-client), pinned by tests/js/package-lock.json.
+$(JS): tests/js/package.json tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS)
 
 serve: $(STAMP)
 	$(BIN)/gateway serve
@@ -22,13 +28,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) $(JS)
 	$(BIN)/pytest -q
 
 test: lint typecheck unit
 
 # The same backend-facing suites against Ceph radosgw + DynamoDB Local in a private network namespace.
-test-real: $(STAMP)
+test-real: $(STAMP) $(JS)
 	bash scripts/real-lane.sh install
 	bash scripts/real-lane.sh run -- env TEST_BACKENDS=real $(BIN)/pytest -q $(PYTEST_ARGS)
 

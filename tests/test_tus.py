@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -135,7 +136,10 @@ async def test_protocol_errors_have_tus_statuses(client: Any, inspector: Any) ->
         assert resp.status in (201, 400), bad_meta  # a bare key is valid tus: filename without a value
     traversal = TUS | {"Upload-Length": "5", "Upload-Metadata": meta(filename="../../etc/passwd")}
     assert (await client.post("/files/", headers=traversal)).status == 400
-    crlf = TUS | {"Upload-Length": "5", "Upload-Metadata": meta(filename="a.txt", filetype="text/html\r\nX: y")}
+    crlf = TUS | {
+        "Upload-Length": "5",
+        "Upload-Metadata": meta(filename="a.txt", filetype="text/html\r\nX: y"),
+    }
     assert (await client.post("/files/", headers=crlf)).status == 400
     url = await create(client, 10, filename="e.bin")
     assert (await patch(client, url, 3, b"abc")).status == 409  # offset mismatch
@@ -198,7 +202,7 @@ async def test_a_broken_patch_keeps_what_arrived(client: Any) -> None:
     url = await create(client, len(data), filename="broken.bin")
 
     # A client that announces the whole rest, sends part of it, and drops the connection.
-    reader, writer = await asyncio.open_connection(client.host, client.port)
+    _reader, writer = await asyncio.open_connection(client.host, client.port)
     head = (
         f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
         f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
@@ -248,9 +252,11 @@ async def test_concatenation_of_partial_uploads(client: Any, inspector: Any) -> 
     data = os.urandom(11 * MiB)
     cuts = [0, 6 * MiB, 6 * MiB + 1, len(data)]  # a big part, a one-byte part, the rest
     parts = []
-    for a, b in zip(cuts, cuts[1:], strict=False):
+    for a, b in itertools.pairwise(cuts):
         resp = await client.post(
-            "/files/", data=data[a:b], headers=OCTETS | {"Upload-Length": str(b - a), "Upload-Concat": "partial"}
+            "/files/",
+            data=data[a:b],
+            headers=OCTETS | {"Upload-Length": str(b - a), "Upload-Concat": "partial"},
         )
         assert resp.status == 201 and "Asset-Id" not in resp.headers
         parts.append(resp.headers["Location"])
@@ -259,7 +265,8 @@ async def test_concatenation_of_partial_uploads(client: Any, inspector: Any) -> 
         ] == "partial"
     final = await client.post(
         "/files/",
-        headers=TUS | {"Upload-Concat": "final;" + " ".join(parts), "Upload-Metadata": meta(filename="all.bin")},
+        headers=TUS
+        | {"Upload-Concat": "final;" + " ".join(parts), "Upload-Metadata": meta(filename="all.bin")},
     )
     assert final.status == 201, await final.text()
     got = await client.get(f"/asset/{final.headers['Asset-Id']}")
@@ -267,7 +274,9 @@ async def test_concatenation_of_partial_uploads(client: Any, inspector: Any) -> 
     assert not upload_keys(inspector) and not inspector.multipart_uploads()
     again = await client.post("/files/", headers=TUS | {"Upload-Concat": "final;" + parts[0]})
     assert again.status == 404  # a part is consumed by its final upload
-    unfinished = await client.post("/files/", headers=TUS | {"Upload-Length": "9", "Upload-Concat": "partial"})
+    unfinished = await client.post(
+        "/files/", headers=TUS | {"Upload-Length": "9", "Upload-Concat": "partial"}
+    )
     bad = await client.post(
         "/files/", headers=TUS | {"Upload-Concat": "final;" + unfinished.headers["Location"]}
     )
