@@ -3,8 +3,9 @@
 A process killed mid-upload (``kill -9``, OOM, node loss) cannot abort its own multipart upload or remove
 its temp file, and one killed between writing bytes and the catalog commit leaves a blob nothing refers
 to. Neither is ever *visible* (visibility is the catalog commit), so this is about cost, not
-correctness. Only things older than a grace period are touched, so uploads in progress on live
-processes are safe.
+correctness. Resumable uploads are the sweeper's (their sessions say what to abort); gc only takes what
+outlived every possible session: multipart uploads and staging data older than the upload expiry.
+Only things older than a grace period are touched, so uploads in progress on live processes are safe.
 """
 
 from __future__ import annotations
@@ -15,11 +16,21 @@ from dataclasses import dataclass
 from gateway.service.context import Backends
 
 ASSET_PREFIX = "assets/"
+UPLOADS_PREFIX = "uploads/"  # resumable uploads' staging data (service/resumable.py)
+
+
+def resumable_upload_of(key: str) -> str | None:
+    """The upload id in a resumable upload's keys (``uploads/<id>.part|.bin``, ``assets/<a>/tus-<id>``)."""
+    name = key.rsplit("/", 1)[-1]
+    if key.startswith(UPLOADS_PREFIX):
+        return name.split(".", 1)[0]
+    return name.removeprefix("tus-") if name.startswith("tus-") else None
 
 
 @dataclass
 class GcReport:
     aborted_uploads: int = 0
+    staging_deleted: int = 0
     blobs_checked: int = 0
     orphans_deleted: int = 0
 
@@ -30,8 +41,25 @@ async def collect(backends: Backends, *, grace: float, now: float | None = None)
     inventory, catalog = backends.inventory, backends.catalog
     if inventory is None:
         return report
-    cutoff = (time.time() if now is None else now) - grace
-    report.aborted_uploads = await inventory.abort_stale_uploads(cutoff)
+    now = time.time() if now is None else now
+    cutoff = now - grace
+    sessions = backends.sessions
+
+    async def in_progress(key: str) -> bool:
+        """A resumable upload's multipart upload lives as long as its session does."""
+        upload_id = resumable_upload_of(key)
+        return bool(upload_id and sessions and await sessions.get_upload(upload_id) is not None)
+
+    report.aborted_uploads = await inventory.abort_stale_uploads(cutoff, in_progress)
+    live_resumable = now - backends.settings.resumable_expiry - grace
+    async for blob in inventory.list_blobs(UPLOADS_PREFIX):
+        # Staging data of an upload the catalog no longer knows (its sweep never ran): past any expiry.
+        upload_id = blob.key.removeprefix(UPLOADS_PREFIX).split(".", 1)[0]
+        if blob.modified < live_resumable and (
+            sessions is None or await sessions.get_upload(upload_id) is None
+        ):
+            await backends.store.delete(blob.key)
+            report.staging_deleted += 1
     referenced: dict[str, set[str]] = {}
     async for blob in inventory.list_blobs(ASSET_PREFIX):
         report.blobs_checked += 1

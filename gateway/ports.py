@@ -82,8 +82,11 @@ class BlobInventory(Protocol):
 
     def list_blobs(self, prefix: str) -> AsyncIterator[BlobEntry]: ...
 
-    async def abort_stale_uploads(self, older_than: float) -> int:
-        """Abandon partial uploads (multipart uploads, temp files) started before ``older_than``."""
+    async def abort_stale_uploads(
+        self, older_than: float, keep: Callable[[str], Awaitable[bool]] | None = None
+    ) -> int:
+        """Abandon partial uploads (multipart uploads, temp files) started before ``older_than``, except
+        those whose key ``keep`` claims (a resumable upload still in progress)."""
 
 
 @runtime_checkable

@@ -74,4 +74,9 @@ def test_gc_command(settings: Any, monkeypatch: Any, capsys: Any) -> None:
     assert main(["init"]) == 0
     assert main(["gc", "--grace", "60"]) == 0
     out = capsys.readouterr().out.strip().splitlines()[-1]
-    assert json.loads(out) == {"aborted_uploads": 0, "blobs_checked": 0, "orphans_deleted": 0}
+    assert json.loads(out) == {
+        "aborted_uploads": 0,
+        "staging_deleted": 0,
+        "blobs_checked": 0,
+        "orphans_deleted": 0,
+    }

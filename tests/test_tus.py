@@ -12,11 +12,13 @@ import base64
 import hashlib
 import itertools
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.auth import hash_api_key
+from gateway.gc import collect
 from gateway.http.keys import SERVICE
 from tests.helpers import error_code, sha
 
@@ -333,3 +335,21 @@ async def test_uploads_belong_to_their_creator(settings_factory: Any, make_clien
     done = await patch(client, url, 0, b"abc", **alice)
     assert done.status == 204
     assert (await client.get(f"/asset/{done.headers['Asset-Id']}", headers=bob)).status == 404
+
+
+async def test_gc_keeps_live_uploads_and_takes_what_outlived_them(client: Any, inspector: Any) -> None:
+    svc = client.app[SERVICE]
+    url = await create(client, 20 * MiB, filename="live.bin")
+    data = os.urandom(20 * MiB)
+    assert (await patch(client, url, 0, data[: 6 * MiB])).status == 204
+    report = await collect(svc.backends, grace=0)  # even with no grace at all
+    assert report.aborted_uploads == 0 and report.staging_deleted == 0
+    assert (await patch(client, url, 6 * MiB, data[6 * MiB :])).status == 204  # it lost nothing
+
+    async def once() -> AsyncIterator[bytes]:
+        yield b"left by a session the catalog forgot"
+
+    await svc.backends.store.write(f"uploads/{'f' * 32}.part", once(), size_hint=None)
+    later = time.time() + svc.backends.settings.resumable_expiry + 2 * 86400
+    report = await collect(svc.backends, grace=86400, now=later)
+    assert report.staging_deleted == 1 and not upload_keys(inspector)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -108,7 +108,9 @@ class FilesystemBlobStore:
                 elif not path.name.startswith(TMP_PREFIX):
                     yield BlobEntry(str(path.relative_to(self.root)), size, mtime)
 
-    async def abort_stale_uploads(self, older_than: float) -> int:
+    async def abort_stale_uploads(
+        self, older_than: float, keep: Callable[[str], Awaitable[bool]] | None = None
+    ) -> int:
         """Temp files left by a process that died mid-upload (a live upload touches its file often)."""
 
         def sweep() -> int:

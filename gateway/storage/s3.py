@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -262,14 +262,18 @@ class S3BlobStore:
         except (ClientError, BotoCoreError) as exc:
             raise _storage_error("list_objects_v2", exc) from exc
 
-    async def abort_stale_uploads(self, older_than: float) -> int:
+    async def abort_stale_uploads(
+        self, older_than: float, keep: Callable[[str], Awaitable[bool]] | None = None
+    ) -> int:
         """Multipart uploads under our prefix initiated before ``older_than`` (e.g. after kill -9)."""
         aborted = 0
         paginator = self.client.get_paginator("list_multipart_uploads")
         try:
             async for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
                 for up in page.get("Uploads", []):
-                    if up["Initiated"].timestamp() < older_than:
+                    if up["Initiated"].timestamp() >= older_than:
+                        continue
+                    if keep is None or not await keep(up["Key"][len(self.prefix) :]):
                         await self._abort(up["Key"], up["UploadId"])
                         aborted += 1
         except (ClientError, BotoCoreError) as exc:
