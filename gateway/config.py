@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     default_token_expiry: int = Field(default=DAY, gt=0, description="Seconds, when `expiry` is omitted.")
     max_token_expiry: int = Field(default=5 * 365 * DAY, gt=0, description="Largest accepted `expiry`, s.")
     max_downloads_limit: int = Field(default=1_000_000_000, gt=0)
+    open_upload_links: bool = Field(
+        default=True, description="In open mode (no credentials configured), anyone may create upload links."
+    )
     resumable_expiry: int = Field(
         default=DAY,
         gt=0,

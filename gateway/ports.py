@@ -21,6 +21,7 @@ from gateway.records import (
     NewAsset,
     Retrieval,
     Token,
+    UploadLink,
     UploadSession,
     Version,
 )
@@ -317,3 +318,30 @@ class HasUploadSessions(Protocol):
     """Optional catalog capability: storing resumable upload sessions."""
 
     def upload_sessions(self) -> UploadSessions: ...
+
+
+class UploadLinks(Protocol):
+    """The catalog's part of upload links: the link, its owner's index entry, an exact use counter."""
+
+    async def create_link(self, link: UploadLink) -> None: ...
+
+    async def get_link(self, token_hash: str) -> UploadLink | None: ...
+
+    async def claim_upload(self, token_hash: str, now: float) -> UploadLink | None:
+        """Count one upload if the link is live and not used up (one conditional write); None if not."""
+
+    async def release_upload(self, token_hash: str) -> None:
+        """Give a claim back (the upload failed); never below zero."""
+
+    async def list_links(self, owner: str) -> list[UploadLink]: ...
+
+    async def find_link_hash(self, owner: str, link_id: str) -> str | None: ...
+
+    async def revoke_link(self, token_hash: str) -> bool: ...
+
+
+@runtime_checkable
+class HasUploadLinks(Protocol):
+    """Optional catalog capability: storing upload links."""
+
+    def upload_links(self) -> UploadLinks: ...

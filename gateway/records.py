@@ -133,9 +133,29 @@ class UploadSession:
     done_version: int | None = None  # set once the upload became version N of asset_id
     share: dict[str, Any] | None = None  # the link to mint on completion (a TokenRequest's fields)
     retention: int | None = None  # seconds the asset lives, from `expires`
-    link: str = ""  # the upload link it came through, if any
+    link: str = ""  # the upload link it came through (the link's token hash), if any
+    max_size: int | None = None  # a limit tighter than the deployment's (the link's)
 
     @property
     def finished(self) -> bool:
         """Nothing more to do: an asset was made (or, for a partial upload, its blob is whole)."""
         return self.done_version is not None or (self.concat == "partial" and self.stored)
+
+
+@dataclass(frozen=True)
+class UploadLink:
+    """A link anyone holding it can upload through (a "file request"); uploads belong to ``owner``.
+    Only ``token_hash`` is stored; ``uploads`` counts claims, taken before any byte is accepted."""
+
+    token_hash: str
+    link_id: str
+    owner: str
+    created: float
+    expires_at: int
+    max_uploads: int | None = None
+    uploads: int = 0
+    max_size: int | None = None
+    content_types: tuple[str, ...] = ()
+    label: str = ""
+    share: dict[str, Any] | None = None  # a TokenRequest's fields: each upload gets such a share link
+    revoked: bool = False

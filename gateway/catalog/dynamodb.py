@@ -29,7 +29,7 @@ from gateway.awsconfig import DEFAULT_POLICY, CallPolicy
 from gateway.catalog import items as it
 from gateway.catalog import transactions as tx
 from gateway.errors import CatalogError
-from gateway.ports import CatalogLimits, UploadSessions
+from gateway.ports import CatalogLimits, UploadLinks, UploadSessions
 from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
 
 TTL_ATTRIBUTE = "expires_at"
@@ -100,6 +100,11 @@ class DynamoCatalog:
     async def close(self) -> None:
         await self._stack.aclose()
         self._client = None
+
+    def upload_links(self) -> UploadLinks:
+        from gateway.catalog.dynamodb_links import DynamoUploadLinks
+
+        return DynamoUploadLinks(self)
 
     def upload_sessions(self) -> UploadSessions:
         from gateway.catalog.dynamodb_sessions import DynamoUploadSessions

@@ -31,7 +31,7 @@ import aiosqlite
 from gateway.catalog import items as it
 from gateway.catalog import transactions as tx
 from gateway.errors import CatalogError
-from gateway.ports import CatalogLimits, UploadSessions
+from gateway.ports import CatalogLimits, UploadLinks, UploadSessions
 from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
 
 _COLUMNS = ("expires_at", "downloads", "max_downloads", "revoked")
@@ -107,6 +107,11 @@ class SqliteCatalog:
             await self.db.executescript(SCHEMA)
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot create catalog schema: {exc}") from exc
+
+    def upload_links(self) -> UploadLinks:
+        from gateway.catalog.sqlite_links import SqliteUploadLinks
+
+        return SqliteUploadLinks(self)
 
     def upload_sessions(self) -> UploadSessions:
         from gateway.catalog.sqlite_sessions import SqliteUploadSessions

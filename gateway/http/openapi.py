@@ -23,6 +23,13 @@ H = TypeVar("H", bound=Callable[..., Any])
 BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
+LINK_PREFIX = "/upload/{token}"  # routes whose only credential is the upload link in their URL
+
+
+def by_link(path: str) -> bool:
+    return path == LINK_PREFIX or path.startswith(LINK_PREFIX + "/")
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -140,7 +147,8 @@ def build_spec(app: web.Application, *, secured: bool) -> dict[str, Any]:
                 }
                 if links := _links(app, outs[0]):
                     responses[str(status)]["links"] = links
-        error_statuses = set(op.errors) | ({401} if secured and not op.public else set())
+        public = op.public or by_link(path)
+        error_statuses = set(op.errors) | ({401} if secured and not public else set())
         if isinstance(op.body, type):  # every JSON body: over the cap / not JSON
             error_statuses |= {400, 413, 415}
         for status in sorted(error_statuses):
@@ -152,7 +160,7 @@ def build_spec(app: web.Application, *, secured: bool) -> dict[str, Any]:
                 },
             )
         entry["responses"] = responses
-        if not op.public:
+        if not public:
             entry["security"] = [{"bearer": []}] if secured else []
         paths.setdefault(path, {})[route.method.lower()] = entry
     if "JsonUploadRequest" not in schemas:

@@ -7,6 +7,9 @@ retention parameters as a raw upload (``token``, ``expiry``, ``max_downloads``, 
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+
 from aiohttp import hdrs, web
 
 from gateway.errors import BadRequest, UnsupportedMediaType
@@ -17,7 +20,7 @@ from gateway.http.models import AssetOut, UploadProgress, UploadProgressResponse
 from gateway.http.openapi import Operation, operation
 from gateway.http.uploads import base_url, content_type_of, link_base_url
 from gateway.names import validate_name
-from gateway.records import UploadSession
+from gateway.records import UploadLink, UploadSession
 from gateway.service.resumable import Completed, NewUpload
 
 _PRIVATE_KEYS = ("password",)  # never stored, never echoed in Upload-Metadata
@@ -40,12 +43,44 @@ def _completion(request: web.Request, completed: Completed | None) -> dict[str, 
     return headers
 
 
-async def _new_upload(request: web.Request, length: int | None, concat: str) -> NewUpload:
+@dataclass(frozen=True)
+class Caller:
+    """Who is uploading: a principal at ``/files/``, or the holder of an upload link at
+    ``/upload/<token>/files/`` (then the link's owner owns the upload, and the link sets its limits)."""
+
+    owner: str
+    link: UploadLink | None
+    files_url: str
+
+    @property
+    def link_hash(self) -> str | None:
+        return None if self.link is None else self.link.token_hash
+
+
+async def _caller(request: web.Request, *, creating: bool = False) -> Caller:
+    token = request.match_info.get("token")
+    if token is None:
+        return Caller(principal(request).id, None, f"{base_url(request)}/files")
+    link = await request.app[SERVICE].upload_links.resolve(token, continuing=not creating)
+    return Caller(link.owner, link, f"{base_url(request)}/upload/{token}/files")
+
+
+async def _new_upload(request: web.Request, caller: Caller, length: int | None, concat: str) -> NewUpload:
     svc = request.app[SERVICE]
-    who = principal(request)
     meta = tus.metadata(request.headers.get("Upload-Metadata"))
     name = validate_name(meta.get("filename") or meta.get("name") or "upload.bin")
     content_type = content_type_of(meta.get("filetype") or meta.get("type"))
+    if caller.link is not None:
+        if meta.get("asset"):
+            raise BadRequest("an upload link makes new assets only", code="invalid_metadata")
+        links = svc.upload_links
+        links.admit(caller.link, name=name, content_type=content_type, length=length)
+        share, limit = links.share(caller.link), links.max_size(caller.link)
+        kept = {k: v for k, v in meta.items() if k not in _PRIVATE_KEYS}
+        link = caller.link.token_hash
+        return NewUpload(
+            caller.owner, length, kept, name, content_type, share, None, None, concat, link, limit
+        )
     password = svc.passwords.validate(meta.get("password"))
     share = svc.params.token_request(
         meta.get("token"), meta.get("expiry"), meta.get("max_downloads"), password
@@ -55,10 +90,10 @@ async def _new_upload(request: web.Request, length: int | None, concat: str) -> 
     if meta.get("asset"):
         if share is not None or retention is not None:
             raise BadRequest("a new version takes no link or retention parameters", code="invalid_metadata")
-        asset, _ = await svc.assets.find(meta["asset"], owner=who.id)
+        asset, _ = await svc.assets.find(meta["asset"], owner=caller.owner)
     share = await svc.passwords.protect(share, password)
     kept = {k: v for k, v in meta.items() if k not in _PRIVATE_KEYS}
-    return NewUpload(who.id, length, kept, name, content_type, share, retention, asset, concat)
+    return NewUpload(caller.owner, length, kept, name, content_type, share, retention, asset, concat)
 
 
 @operation(
@@ -93,38 +128,50 @@ async def tus_options(request: web.Request) -> web.Response:
 async def tus_create(request: web.Request) -> web.Response:
     tus.check_version(request)
     svc = request.app[SERVICE]
+    caller = await _caller(request, creating=True)
     kind, partial_ids = tus.concat(request.headers.get("Upload-Concat"))
     length = tus.number(request, "Upload-Length")
     defer = request.headers.get("Upload-Defer-Length")
     if kind == "final":
         if length is not None or defer is not None:
             raise BadRequest("a final upload's length is its parts' length", code="invalid_upload_length")
-        new = await _new_upload(request, None, kind)
-        session, done = await svc.resumable.concatenate(new, partial_ids)
-        headers = _common(session) | _completion(request, done)
-        headers[hdrs.LOCATION] = f"{base_url(request)}/files/{session.id}"
-        return web.Response(status=201, headers=headers)
-    if (length is None) == (defer is None) or (defer is not None and defer.strip() != "1"):
+    elif (length is None) == (defer is None) or (defer is not None and defer.strip() != "1"):
         raise BadRequest("send Upload-Length, or Upload-Defer-Length: 1", code="invalid_upload_length")
     has_body = bool(request.content_length) or (request.body_exists and request.content_length is None)
     if has_body and request.content_type != tus.OFFSET_STREAM:
         raise UnsupportedMediaType(f"a creation request's body must be {tus.OFFSET_STREAM}")
     checksum = tus.checksum(request.headers.get("Upload-Checksum"))
-    session = await svc.resumable.create(await _new_upload(request, length, kind))
-    completed: Completed | None = None
-    if has_body:
-        session, completed = await svc.resumable.append(
-            session,
-            offset=0,
-            chunks=body_chunks(request),
-            checksum=checksum,
-            size_hint=request.content_length,
-        )
-    elif length == 0:
-        session, completed = await svc.resumable.finish(session)
+    new = await _new_upload(request, caller, length, kind)
+    # Through a link, an upload (not a part of one) counts before anything is stored; an upload that
+    # never finishes gives its use back when it is terminated or expires (service/resumable.py).
+    claimed = caller.link is not None and kind != "partial"
+    if claimed and caller.link is not None:
+        await svc.upload_links.claim(caller.link)
+    session = None
+    try:
+        completed: Completed | None = None
+        if kind == "final":
+            session, completed = await svc.resumable.concatenate(new, partial_ids)
+        else:
+            session = await svc.resumable.create(new)
+            if has_body:
+                session, completed = await svc.resumable.append(
+                    session,
+                    offset=0,
+                    chunks=body_chunks(request),
+                    checksum=checksum,
+                    size_hint=request.content_length,
+                )
+            elif length == 0:
+                session, completed = await svc.resumable.finish(session)
+    except BaseException:
+        if claimed and session is None and caller.link is not None:
+            await asyncio.shield(svc.upload_links.release(caller.link))
+        raise
     headers = _common(session) | _completion(request, completed)
-    headers[hdrs.LOCATION] = f"{base_url(request)}/files/{session.id}"
-    headers["Upload-Offset"] = str(session.offset)
+    headers[hdrs.LOCATION] = f"{caller.files_url}/{session.id}"
+    if kind != "final":
+        headers["Upload-Offset"] = str(session.offset)
     return web.Response(status=201, headers=headers)
 
 
@@ -145,7 +192,8 @@ async def tus_patch(request: web.Request) -> web.Response:
     if offset is None:
         raise BadRequest("Upload-Offset is required", code="invalid_header")
     svc = request.app[SERVICE]
-    session = await svc.resumable.find(request.match_info["id"], owner=principal(request).id)
+    caller = await _caller(request)
+    session = await svc.resumable.find(request.match_info["id"], owner=caller.owner, link=caller.link_hash)
     session, completed = await svc.resumable.append(
         session,
         offset=offset,
@@ -171,7 +219,8 @@ async def tus_status(request: web.Request) -> web.Response:
     if request.method == hdrs.METH_HEAD:
         tus.check_version(request)
     svc = request.app[SERVICE]
-    session = await svc.resumable.find(request.match_info["id"], owner=principal(request).id)
+    caller = await _caller(request)
+    session = await svc.resumable.find(request.match_info["id"], owner=caller.owner, link=caller.link_hash)
     if session.length == session.offset and not session.finished and session.concat != "final":
         session, _ = await svc.resumable.finish(session)  # a completion cut short: finish it now
     headers = _common(session) | {"Upload-Offset": str(session.offset)}
@@ -204,6 +253,7 @@ async def tus_status(request: web.Request) -> web.Response:
 async def tus_delete(request: web.Request) -> web.Response:
     tus.check_version(request)
     svc = request.app[SERVICE]
-    session = await svc.resumable.find(request.match_info["id"], owner=principal(request).id)
+    caller = await _caller(request)
+    session = await svc.resumable.find(request.match_info["id"], owner=caller.owner, link=caller.link_hash)
     await svc.resumable.terminate(session)
     return web.Response(status=204, headers=_common())

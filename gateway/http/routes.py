@@ -13,10 +13,10 @@ from typing import Literal
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from gateway.http import downloads, manage, ops, resumable, tokens, uploads, zips
+from gateway.http import downloads, manage, ops, resumable, tokens, upload_links, uploads, zips
 from gateway.http.bodies import defer_continue
 from gateway.http.docs_page import docs_page
-from gateway.http.openapi import described
+from gateway.http.openapi import by_link, described
 
 Transfer = Literal["upload", "download"]
 
@@ -56,6 +56,15 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/files/{id}", "tus-status", resumable.tus_status),
     Route("PATCH", "/files/{id}", "tus-patch", resumable.tus_patch, "upload"),
     Route("DELETE", "/files/{id}", "tus-delete", resumable.tus_delete),
+    Route("POST", "/upload-links", "upload-link-create", upload_links.create_link),
+    Route("GET", "/upload-links", "upload-link-list", upload_links.list_links),
+    Route("DELETE", "/upload-links/{link_id}", "upload-link-revoke", upload_links.revoke_link),
+    Route("POST", "/upload/{token}", "link-upload", upload_links.link_upload_post, "upload"),
+    Route("PUT", "/upload/{token}/{name}", "link-upload-raw-put", upload_links.link_upload_raw, "upload"),
+    Route("POST", "/upload/{token}/{name}", "link-upload-raw-post", upload_links.link_upload_raw, "upload"),
+    Route("GET", "/upload/{token}/files/{id}", "link-tus-status", resumable.tus_status),
+    Route("PATCH", "/upload/{token}/files/{id}", "link-tus-patch", resumable.tus_patch, "upload"),
+    Route("DELETE", "/upload/{token}/files/{id}", "link-tus-delete", resumable.tus_delete),
 )
 BY_NAME = {r.name: r for r in ROUTES}
 
@@ -77,8 +86,11 @@ def route_of(request: web.Request) -> Route | None:
 
 def is_public(request: web.Request, *, metrics_public: bool) -> bool:
     """No credentials needed: share-link downloads, health, the API description, and (configurable)
-    metrics, tus's capability discovery -- for GET/HEAD/OPTIONS only."""
+    metrics, tus's capability discovery -- for GET/HEAD/OPTIONS only; and every route under an upload link
+    (``/upload/{token}``), where the link is the credential."""
     route = route_of(request)
+    if route is not None and by_link(route.path):
+        return True  # the handler resolves the upload link in the URL; no other credential applies
     if route is None or request.method not in (hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_OPTIONS):
         return False
     if route.name == "metrics":

@@ -7,32 +7,24 @@ iterators straight off aiohttp's stream, so backpressure reaches the client's so
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from collections.abc import AsyncIterator
 
-from aiohttp import BodyPartReader, MultipartReader, hdrs, web
-from prometheus_client import Counter
+from aiohttp import hdrs, web
 
 from gateway.errors import (
     BadRequest,
-    GatewayError,
     PayloadTooLarge,
-    RequestTimeout,
     UnsupportedMediaType,
 )
 from gateway.hashing import Expected, b64decode_digest
-from gateway.http.bodies import body_chunks, read_json, send_continue
-from gateway.http.keys import METRICS, SERVICE, SETTINGS, principal
+from gateway.http.bodies import body_chunks, read_json
+from gateway.http.keys import SERVICE, SETTINGS, principal
 from gateway.http.models import AssetOut, JsonUploadRequest, MultiUploadResponse, TokenOut, UploadResponse
 from gateway.http.openapi import Operation, Param, operation
 from gateway.names import is_media_type, validate_name
-from gateway.service.uploads import Staged
 
-MAX_FIELD_BYTES = 1024
-MAX_FORM_PARTS = 100  # files and fields together: bounds the CPU a form of tiny parts can burn
-FORM_FIELDS = ("token", "expiry", "max_downloads", "name", "expires", "password")
 SHARE_PASSWORD = "Share-Password"  # noqa: S105 (a header name: carries a link password)
 # What curl --data-binary and HTML forms send by default: a statement about encoding, not about the file.
 _NOT_A_FILE_TYPE = {"application/x-www-form-urlencoded"}
@@ -172,126 +164,14 @@ async def upload_raw(request: web.Request) -> web.Response:
 async def upload_form_or_json(request: web.Request) -> web.Response:
     """POST /asset: multipart/form-data or JSON, by Content-Type."""
     if request.content_type == "multipart/form-data":
-        return await _upload_form(request)
+        from gateway.http.forms import upload_form  # forms builds on this module's helpers
+
+        return await upload_form(request)
     if request.content_type == "application/json":
         return await _upload_json(request)
     raise UnsupportedMediaType(
         "POST /asset takes multipart/form-data or application/json; for a raw body use POST /asset/{name}"
     )
-
-
-async def _part_chunks(
-    part: BodyPartReader, size: int, idle: float, counter: Counter | None = None
-) -> AsyncIterator[bytes]:
-    try:
-        while True:
-            async with asyncio.timeout(idle):
-                chunk = await part.read_chunk(size)
-            if not chunk:
-                return
-            if counter is not None:
-                counter.inc(len(chunk))
-            yield chunk
-    except TimeoutError:
-        raise RequestTimeout(f"no request body data for {idle:g} seconds") from None
-    except GatewayError:
-        raise
-    except Exception as exc:
-        raise BadRequest(
-            f"malformed multipart body: {type(exc).__name__}", code="malformed_multipart"
-        ) from exc
-
-
-async def _read_field(part: BodyPartReader, idle: float) -> str:
-    data = bytearray()
-    async for chunk in _part_chunks(part, MAX_FIELD_BYTES, idle):
-        data += chunk
-        if len(data) > MAX_FIELD_BYTES:
-            raise BadRequest(f"form field {part.name!r} is too long", code="malformed_multipart")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise BadRequest(f"form field {part.name!r} is not UTF-8", code="malformed_multipart") from None
-
-
-async def _next_part(reader: MultipartReader, idle: float) -> BodyPartReader | None:
-    try:
-        async with asyncio.timeout(idle):
-            part = await reader.next()
-    except TimeoutError:
-        raise RequestTimeout(f"no request body data for {idle:g} seconds") from None
-    except Exception as exc:
-        raise BadRequest("malformed multipart body", code="malformed_multipart") from exc
-    if part is not None and not isinstance(part, BodyPartReader):
-        raise BadRequest("nested multipart is not supported", code="malformed_multipart")
-    return part
-
-
-async def _upload_form(request: web.Request) -> web.Response:
-    """Files are staged as their parts arrive; fields may come before or after them. The number of
-    files is bounded by what one catalog transaction can commit, the number of parts by MAX_FORM_PARTS;
-    both are enforced when the offending part's headers arrive, before its bytes are read."""
-    svc = request.app[SERVICE]
-    settings = request.app[SETTINGS]
-    idle = settings.body_idle_timeout
-    max_files = svc.uploads.max_form_files
-    fields: dict[str, str] = {}
-    staged: list[Staged] = []
-    parts = 0
-    try:
-        await send_continue(request)
-        try:
-            reader = await request.multipart()
-        except Exception as exc:
-            raise BadRequest("malformed multipart body", code="malformed_multipart") from exc
-        while (part := await _next_part(reader, idle)) is not None:
-            parts += 1
-            if parts > MAX_FORM_PARTS:
-                raise BadRequest(f"at most {MAX_FORM_PARTS} parts per form", code="too_many_parts")
-            if part.name == "file" or part.filename is not None:
-                if len(staged) >= max_files:
-                    raise BadRequest(f"at most {max_files} files per form", code="too_many_files")
-                if not part.filename:
-                    raise BadRequest("file part without a filename", code="invalid_name")
-                counter = request.app[METRICS].bytes_in
-                staged.append(
-                    await svc.uploads.stage(
-                        name=validate_name(part.filename),
-                        content_type=content_type_of(part.headers.get(hdrs.CONTENT_TYPE)),
-                        chunks=_part_chunks(part, settings.read_chunk_size, idle, counter),
-                        size_hint=None,
-                    )
-                )
-            elif part.name in FORM_FIELDS:
-                fields[part.name] = await _read_field(part, idle)
-            else:
-                await _read_field(part, idle)  # unknown small fields are ignored, big ones refused
-        if not staged:
-            raise BadRequest("no file part in the form (name it 'file')", code="missing_file")
-        p = svc.params
-        password = svc.passwords.validate(fields.get("password"))
-        token_req = p.token_request(
-            fields.get("token"), fields.get("expiry"), fields.get("max_downloads"), password
-        )
-        token_req = await svc.passwords.protect(token_req, password)
-        bundle_name = validate_name(fields["name"]) if fields.get("name") else "files.zip"
-        retention = p.retention(fields.get("expires"))
-        who = principal(request)
-        pairs, issued = await svc.uploads.commit(
-            staged,
-            owner=who.id,
-            token=token_req,
-            bundle_name=bundle_name,
-            retention=retention,
-            metadata=who.metadata,
-        )
-    except BaseException:
-        await svc.uploads.discard(staged)
-        raise
-    token = TokenOut.of(issued, link_base_url(request)) if issued else None
-    if len(pairs) == 1:
-        return created(UploadResponse(asset=AssetOut.of(*pairs[0]), token=token))
-    return created(MultiUploadResponse(assets=[AssetOut.of(a, v) for a, v in pairs], token=token))
 
 
 async def _upload_json(request: web.Request) -> web.Response:

@@ -5,6 +5,7 @@
     assets.py     finding, listing, describing and reading assets (ownership lives here)
     uploads.py    stage bytes, commit the catalog change, new versions; nothing half-visible
     resumable.py  tus uploads: leases, checkpoints, completion into an asset, concatenation, expiry
+    upload_links.py  links anyone can upload through: limits claimed before bytes, owner's assets
     tokens.py     minting, resolving, admitting / settling downloads, revoking, redirects
     passwords.py  password-protected links: argon2id, throttled guessing
     zips.py       resolving zip members and bundle links
@@ -25,6 +26,7 @@ from gateway.service.passwords import LinkPasswords
 from gateway.service.resumable import Resumable
 from gateway.service.retention import Retention
 from gateway.service.tokens import Tokens
+from gateway.service.upload_links import UploadLinkService
 from gateway.service.uploads import Uploads
 from gateway.service.zips import Zips
 
@@ -36,6 +38,7 @@ class Services:
     assets: AssetReader
     uploads: Uploads
     resumable: Resumable
+    upload_links: UploadLinkService
     tokens: Tokens
     passwords: LinkPasswords
     zips: Zips
@@ -56,6 +59,7 @@ class Services:
             assets=assets,
             uploads=uploads,
             resumable=resumable,
+            upload_links=UploadLinkService(backends),
             tokens=tokens,
             passwords=LinkPasswords(backends),
             zips=Zips(backends, assets, tokens),

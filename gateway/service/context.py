@@ -20,9 +20,11 @@ from gateway.ports import (
     CatalogLimits,
     ExpiredItemPurger,
     HasResumableWrites,
+    HasUploadLinks,
     HasUploadSessions,
     Presigner,
     ResumableWrites,
+    UploadLinks,
     UploadSessions,
 )
 
@@ -38,6 +40,7 @@ class Backends:  # mutable only so tests can move the clock
     purger: ExpiredItemPurger | None = None
     resumable: ResumableWrites | None = None  # tus uploads need both of these
     sessions: UploadSessions | None = None
+    upload_links: UploadLinks | None = None
     clock: Callable[[], float] = field(default=time.time)
     client_secret: bytes = b""  # keys the hashes of client addresses (catalog.shared_secret)
 
@@ -61,6 +64,7 @@ class Backends:  # mutable only so tests can move the clock
             purger=catalog if isinstance(catalog, ExpiredItemPurger) else None,
             resumable=store.resumable_writes() if isinstance(store, HasResumableWrites) else None,
             sessions=catalog.upload_sessions() if isinstance(catalog, HasUploadSessions) else None,
+            upload_links=catalog.upload_links() if isinstance(catalog, HasUploadLinks) else None,
             clock=clock,
             client_secret=client_secret,
         )

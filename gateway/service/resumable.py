@@ -86,7 +86,8 @@ class NewUpload:
     retention: int | None
     asset: Asset | None  # upload a new version of this asset
     concat: str = ""
-    link: str = ""
+    link: str = ""  # the upload link's token hash: its claim is released if the upload never finishes
+    max_size: int | None = None
 
 
 class _Running:
@@ -126,8 +127,12 @@ class Resumable:
         return self.b.sessions
 
     # -- creation --------------------------------------------------------------------------------------
-    async def create(self, new: NewUpload) -> UploadSession:
+    def _limit(self, max_size: int | None) -> int:
         limit = self.b.settings.max_upload_size
+        return limit if max_size is None else min(limit, max_size)
+
+    async def create(self, new: NewUpload) -> UploadSession:
+        limit = self._limit(new.max_size)
         if new.length is not None and new.length > limit:
             raise PayloadTooLarge(f"Upload-Length exceeds the maximum of {limit} bytes")
         upload_id = secrets.token_hex(16)
@@ -154,16 +159,20 @@ class Resumable:
             share=None if new.share is None else dataclasses.asdict(new.share),
             retention=new.retention,
             link=new.link,
+            max_size=new.max_size,
         )
         await self.sessions.create_upload(session)
         return session
 
-    async def find(self, upload_id: str, *, owner: str) -> UploadSession:
-        """The upload, if it is the caller's and not expired (404 unknown or not yours, 410 expired)."""
+    async def find(self, upload_id: str, *, owner: str, link: str | None = None) -> UploadSession:
+        """The upload, if it is the caller's and not expired (404 unknown or not yours, 410 expired).
+
+        ``link``: the caller holds an upload link (its token hash) and reaches only what came through it.
+        """
         if not _ID.fullmatch(upload_id):
             raise NotFound("unknown upload", code="upload_not_found")
         session = await self.sessions.get_upload(upload_id)
-        if session is None or session.owner != owner:
+        if session is None or session.owner != owner or (link is not None and session.link != link):
             raise NotFound("unknown upload", code="upload_not_found")
         if session.expires_at <= self.b.clock() and not session.finished:
             raise Gone("this upload has expired", code="upload_expired")
@@ -188,10 +197,10 @@ class Resumable:
         if length is not None:
             if session.length is not None and session.length != length:
                 raise BadRequest("Upload-Length cannot change", code="invalid_upload_length")
-            if length < session.offset or length > self.b.settings.max_upload_size:
+            if length < session.offset or length > self._limit(session.max_size):
                 raise PayloadTooLarge(f"Upload-Length {length} is not allowed here")
         total = length if length is not None else session.length
-        room = (total if total is not None else self.b.settings.max_upload_size) - offset
+        room = (total if total is not None else self._limit(session.max_size)) - offset
         if size_hint is not None and size_hint > room:
             raise PayloadTooLarge(f"the body of {size_hint} bytes goes past the upload's length")
         cur = await self._lease(dataclasses.replace(session, length=total))
@@ -338,7 +347,7 @@ class Resumable:
         """A final upload: the partial uploads' blobs, in order, streamed into one new asset."""
         if not partial_ids:
             raise BadRequest("Upload-Concat: final needs at least one partial upload", code="invalid_concat")
-        parts = [await self.find(pid, owner=new.owner) for pid in partial_ids]
+        parts = [await self.find(pid, owner=new.owner, link=new.link or None) for pid in partial_ids]
         if any(p.concat != "partial" or not p.stored for p in parts):
             raise BadRequest("every part must be a finished partial upload", code="invalid_concat")
         total = sum(p.offset for p in parts)
@@ -387,6 +396,8 @@ class Resumable:
             await self.writes.abort(session.blob_key, session.staging_key, Partial(0, session.ref, 0))
             if session.stored:
                 await self.b.store.delete(session.blob_key)
+            if session.link and session.concat != "partial" and self.b.upload_links is not None:
+                await self.b.upload_links.release_upload(session.link)  # it never became an upload
         self._hashes.pop(session.id, None)
         await self.sessions.delete_upload(session)
 

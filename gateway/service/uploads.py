@@ -73,6 +73,7 @@ class Uploads:
         size_hint: int | None,
         expected: Expected | None = None,
         asset_id: str | None = None,
+        max_size: int | None = None,
     ) -> Staged:
         """Store the bytes of a new asset (or, with ``asset_id``, of a new version of that asset).
 
@@ -82,7 +83,8 @@ class Uploads:
         validate_name(name)
         asset_id = asset_id or str(uuid.uuid4())
         blob_key = f"assets/{asset_id}/{uuid.uuid4().hex}"
-        stream = DigestingStream(chunks, max_size=self.b.settings.max_upload_size, expected=expected)
+        limit = self.b.settings.max_upload_size if max_size is None else max_size
+        stream = DigestingStream(chunks, max_size=limit, expected=expected)
         await self.b.store.write(blob_key, stream, size_hint=size_hint)
         return Staged(
             asset_id=asset_id,
@@ -195,9 +197,15 @@ class Uploads:
         token: TokenRequest | None,
         retention: int | None = None,
         metadata: dict[str, Any] | None = None,
+        max_size: int | None = None,
     ) -> tuple[Asset, Version, IssuedToken | None]:
         staged = await self.stage(
-            name=name, content_type=content_type, chunks=chunks, size_hint=size_hint, expected=expected
+            name=name,
+            content_type=content_type,
+            chunks=chunks,
+            size_hint=size_hint,
+            expected=expected,
+            max_size=max_size,
         )
         [(asset, version)], issued = await self.commit(
             [staged], owner=owner, token=token, retention=retention, metadata=metadata
