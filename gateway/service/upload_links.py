@@ -119,10 +119,9 @@ class UploadLinkService:
         The type is the declared one, or -- when none or only the generic octet-stream was declared, as
         most clients do -- the one the name implies.
         """
-        generic = (
-            content_type is None or content_type.split(";")[0].strip().lower() == "application/octet-stream"
-        )
-        effective = guess_content_type(name) if generic else content_type
+        declared = (content_type or "").split(";")[0].strip().lower()
+        generic = content_type is None or declared == "application/octet-stream"
+        effective = guess_content_type(name) if generic or content_type is None else content_type
         if not type_allowed(effective, link.content_types):
             raise UnsupportedMediaType(
                 f"this link takes {', '.join(link.content_types)}, not {effective.split(';')[0]}",
