@@ -20,7 +20,7 @@ from gateway.errors import Forbidden, UnsupportedMediaType
 from gateway.http.bodies import body_chunks, read_json
 from gateway.http.forms import upload_form
 from gateway.http.keys import SERVICE, SETTINGS, principal
-from gateway.http.models import AssetOut, TokenOut, UploadResponse
+from gateway.http.models import AssetOut, MultiUploadResponse, TokenOut, UploadResponse
 from gateway.http.openapi import Operation, operation
 from gateway.http.resumable import tus_create
 from gateway.http.uploads import announced_length, base_url, content_type_of, created, link_base_url
@@ -202,7 +202,7 @@ async def link_upload_raw(request: web.Request) -> web.Response:
         summary="Upload through an upload link: a multipart form of files, or a tus creation request",
         tag="upload-links",
         body="multipart+json",
-        responses={201: UploadResponse},
+        responses={201: (UploadResponse, MultiUploadResponse)},
         errors=(400, 404, 410, 412, 413, 415),
     )
 )
