@@ -16,7 +16,7 @@ from email.utils import formatdate
 from aiohttp import web
 
 from gateway.errors import BadRequest, PreconditionFailed
-from gateway.service.resumable import CHECKSUMS, ChunkChecksum
+from gateway.service.resumable_body import CHECKSUMS, ChunkChecksum
 
 TUS_VERSION = "1.0.0"
 EXTENSIONS = (

@@ -19,22 +19,17 @@ PATCH lands elsewhere or after a restart, the hash is computed by reading the fi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-import hashlib
 import logging
 import re
 import secrets
 import uuid
-import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from gateway.errors import (
     BadRequest,
-    ChunkChecksumMismatch,
     Conflict,
     GatewayError,
     Gone,
@@ -49,6 +44,7 @@ from gateway.records import Asset, UploadSession, Version
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
 from gateway.service.params import TokenRequest
+from gateway.service.resumable_body import ChunkChecksum, PatchBody, RunningDigest
 from gateway.service.tokens import IssuedToken
 from gateway.service.uploads import Staged, Uploads
 
@@ -57,13 +53,6 @@ LEASE_SECONDS = 300  # a PATCH renews it before every storage write, so only a s
 HASH_CACHE = 1024  # running hashes kept per process (a few hundred bytes each)
 SWEEP_BATCH = 100
 _ID = re.compile(r"[0-9a-f]{32}")
-CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
-
-
-@dataclass(frozen=True)
-class ChunkChecksum:
-    algorithm: str  # a key of CHECKSUMS
-    digest: bytes
 
 
 @dataclass(frozen=True)
@@ -90,29 +79,12 @@ class NewUpload:
     max_size: int | None = None
 
 
-class _Running:
-    """The running digest of one upload's bytes, in order."""
-
-    def __init__(self, offset: int = 0, sha: Any = None, crc: int = 0) -> None:
-        self.offset = offset
-        self.sha = sha or hashlib.sha256()
-        self.crc = crc
-
-    def copy(self) -> _Running:
-        return _Running(self.offset, self.sha.copy(), self.crc)
-
-    def update(self, chunk: bytes) -> None:
-        self.sha.update(chunk)
-        self.crc = zlib.crc32(chunk, self.crc)
-        self.offset += len(chunk)
-
-
 class Resumable:
     def __init__(self, backends: Backends, uploads: Uploads, assets: AssetReader) -> None:
         self.b = backends
         self.uploads = uploads
         self.assets = assets
-        self._hashes: OrderedDict[str, _Running] = OrderedDict()
+        self._hashes: OrderedDict[str, RunningDigest] = OrderedDict()
 
     @property
     def writes(self) -> ResumableWrites:
@@ -205,7 +177,7 @@ class Resumable:
             raise PayloadTooLarge(f"the body of {size_hint} bytes goes past the upload's length")
         cur = await self._lease(dataclasses.replace(session, length=total))
         running = self._running(cur)  # None: this process has not seen the bytes before `offset`
-        seen = _Running(cur.offset) if running is None else running
+        seen = RunningDigest(cur.offset) if running is None else running
 
         async def checkpoint(p: Partial) -> None:
             nonlocal cur
@@ -219,7 +191,7 @@ class Resumable:
                 raise Conflict("the upload was changed by another request", code="upload_locked")
             cur = got
 
-        body = _Verified(chunks, room, checksum, seen)
+        body = PatchBody(chunks, room, checksum, seen)
         try:
             await self.writes.append(
                 cur.blob_key,
@@ -263,13 +235,13 @@ class Resumable:
         except GatewayError:
             return session  # the lease then lapses by itself
 
-    def _running(self, session: UploadSession) -> _Running | None:
+    def _running(self, session: UploadSession) -> RunningDigest | None:
         found = self._hashes.get(session.id)
         if found is not None and found.offset == session.offset:
             return found.copy()
-        return _Running() if session.offset == 0 else None
+        return RunningDigest() if session.offset == 0 else None
 
-    def _remember(self, upload_id: str, running: _Running) -> None:
+    def _remember(self, upload_id: str, running: RunningDigest) -> None:
         self._hashes[upload_id] = running
         self._hashes.move_to_end(upload_id)
         while len(self._hashes) > HASH_CACHE:
@@ -283,7 +255,7 @@ class Resumable:
             await self.writes.complete(
                 cur.blob_key, cur.staging_key, cur.part_size, Partial(cur.offset, cur.ref, cur.parts)
             )
-            cur = await self._swap(dataclasses.replace(cur, stored=True))
+            cur = await self.swap(dataclasses.replace(cur, stored=True))
         if cur.concat == "partial":
             return cur, None
         digests = await self._digests(cur)
@@ -295,7 +267,7 @@ class Resumable:
             digests=digests,
         )
         completed = await self.commit(cur, staged)
-        cur = await self._swap(dataclasses.replace(cur, done_version=completed.version.version))
+        cur = await self.swap(dataclasses.replace(cur, done_version=completed.version.version))
         self._hashes.pop(cur.id, None)
         return cur, completed
 
@@ -319,7 +291,7 @@ class Resumable:
     async def _digests(self, session: UploadSession) -> Digests:
         running = self._hashes.get(session.id)
         if running is None or running.offset != session.offset:
-            running = _Running()
+            running = RunningDigest()
             reader = await self.b.store.open(session.blob_key)
             try:
                 async for chunk in reader:
@@ -330,7 +302,7 @@ class Resumable:
                 raise StorageError("the finished upload's size does not match its offset")
         return Digests(size=running.offset, sha256=running.sha.hexdigest(), crc32=running.crc)
 
-    async def _swap(self, session: UploadSession) -> UploadSession:
+    async def swap(self, session: UploadSession) -> UploadSession:
         got = await self.sessions.swap_upload(session)
         if got is None:
             raise Conflict("the upload was changed by another request", code="upload_locked")
@@ -344,54 +316,18 @@ class Resumable:
 
     # -- concatenation ---------------------------------------------------------------------------------
     async def concatenate(self, new: NewUpload, partial_ids: list[str]) -> tuple[UploadSession, Completed]:
-        """A final upload: the partial uploads' blobs, in order, streamed into one new asset."""
-        if not partial_ids:
-            raise BadRequest("Upload-Concat: final needs at least one partial upload", code="invalid_concat")
-        parts = [await self.find(pid, owner=new.owner, link=new.link or None) for pid in partial_ids]
-        if any(p.concat != "partial" or not p.stored for p in parts):
-            raise BadRequest("every part must be a finished partial upload", code="invalid_concat")
-        total = sum(p.offset for p in parts)
-        session = await self.create(dataclasses.replace(new, length=total, concat="final"))
+        from gateway.service.resumable_concat import concatenate
 
-        async def chunks() -> AsyncIterator[bytes]:
-            for part in parts:
-                reader = await self.b.store.open(part.blob_key)
-                try:
-                    async for chunk in reader:
-                        yield chunk
-                finally:
-                    await reader.aclose()
-
-        staged = await self.uploads.stage(
-            name=session.metadata["filename"],
-            content_type=session.metadata.get("filetype"),
-            chunks=chunks(),
-            size_hint=total,
-            asset_id=session.asset_id,
-        )
-        completed = await self.commit(session, staged)
-        session = await self._swap(
-            dataclasses.replace(
-                session,
-                offset=total,
-                stored=True,
-                blob_key=staged.blob_key,
-                done_version=completed.version.version,
-            )
-        )
-        for part in parts:
-            with contextlib.suppress(GatewayError):
-                await self._forget(part)
-        return session, completed
+        return await concatenate(self, new, partial_ids)
 
     # -- termination and expiry ------------------------------------------------------------------------
     async def terminate(self, session: UploadSession) -> None:
         """DELETE: the upload's bytes go (an asset it already became stays), then the session."""
         if session.lease and session.lease_until > self.b.clock():
             raise Conflict("a request is appending to this upload", code="upload_locked")
-        await self._forget(session)
+        await self.forget(session)
 
-    async def _forget(self, session: UploadSession) -> None:
+    async def forget(self, session: UploadSession) -> None:
         if session.done_version is None and session.concat != "final":
             await self.writes.abort(session.blob_key, session.staging_key, Partial(0, session.ref, 0))
             if session.stored:
@@ -411,43 +347,10 @@ class Resumable:
             if session.lease and session.lease_until > now:
                 continue  # being appended to right now: next pass
             try:
-                await self._forget(session)
+                await self.forget(session)
                 removed += 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("expired upload %s not reclaimed yet: %s", session.id, type(exc).__name__)
         return removed
-
-
-class _Verified:
-    """The PATCH body: bounded by the room left in the upload, hashed for the running digest and for the
-    client's Upload-Checksum (checked at the end, before anything of it may count)."""
-
-    def __init__(
-        self, source: AsyncIterator[bytes], room: int, checksum: ChunkChecksum | None, running: _Running
-    ) -> None:
-        self._source = source
-        self._room = room
-        self._checksum = checksum
-        self._hash = CHECKSUMS[checksum.algorithm]() if checksum else None
-        self._running = running
-
-    def __aiter__(self) -> _Verified:
-        return self
-
-    async def __anext__(self) -> bytes:
-        try:
-            chunk = await self._source.__anext__()
-        except StopAsyncIteration:
-            if self._checksum is not None and self._hash is not None:
-                if not secrets.compare_digest(self._hash.digest(), self._checksum.digest):
-                    raise ChunkChecksumMismatch("Upload-Checksum does not match the body") from None
-            raise
-        if len(chunk) > self._room:
-            raise PayloadTooLarge("the body goes past the upload's length")
-        self._room -= len(chunk)
-        if self._hash is not None:
-            self._hash.update(chunk)
-        self._running.update(chunk)
-        return chunk
