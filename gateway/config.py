@@ -147,7 +147,7 @@ class Settings(BaseSettings):
     shutdown_grace: float = Field(
         default=30.0, ge=0, description="On SIGTERM, seconds in-flight transfers get to finish."
     )
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR (any case).")
 
     auto_init: bool = Field(
         default=False, description="Create bucket/table on start (the embedded backends always do)."
@@ -185,6 +185,14 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [p.strip() for p in text.split(",") if p.strip()]
         return v
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
 
     @field_validator("trusted_proxies")
     @classmethod

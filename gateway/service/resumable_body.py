@@ -9,6 +9,7 @@ completion then reads the blob back once (service/resumable.py).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import zlib
@@ -18,6 +19,7 @@ from typing import Any
 
 from gateway.errors import ChunkChecksumMismatch, PayloadTooLarge
 
+BATCH = 1024 * 1024
 CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
 
 
@@ -56,22 +58,41 @@ class PatchBody:
         self._checksum = checksum
         self._hash = CHECKSUMS[checksum.algorithm]() if checksum else None
         self._running = running
+        self._ended = False
 
     def __aiter__(self) -> PatchBody:
         return self
 
     async def __anext__(self) -> bytes:
-        try:
-            chunk = await self._source.__anext__()
-        except StopAsyncIteration:
+        """The next batch of about ``BATCH`` bytes, hashed on a worker thread (hashlib and zlib release
+        the GIL on large buffers), so the event loop goes on receiving while the bytes are digested."""
+        if self._ended:
+            raise StopAsyncIteration
+        batch: list[bytes] = []
+        size = 0
+        while size < BATCH:
+            try:
+                chunk = await self._source.__anext__()
+            except StopAsyncIteration:
+                self._ended = True
+                break
+            if len(chunk) > self._room:
+                raise PayloadTooLarge("the body goes past the upload's length")
+            self._room -= len(chunk)
+            batch.append(chunk)
+            size += len(chunk)
+        data = batch[0] if len(batch) == 1 else b"".join(batch)
+        if data:
+            await asyncio.to_thread(self._digest, data)
+        if self._ended:
             if self._checksum is not None and self._hash is not None:
                 if not secrets.compare_digest(self._hash.digest(), self._checksum.digest):
-                    raise ChunkChecksumMismatch("Upload-Checksum does not match the body") from None
-            raise
-        if len(chunk) > self._room:
-            raise PayloadTooLarge("the body goes past the upload's length")
-        self._room -= len(chunk)
+                    raise ChunkChecksumMismatch("Upload-Checksum does not match the body")
+            if not data:
+                raise StopAsyncIteration
+        return data
+
+    def _digest(self, data: bytes) -> None:
         if self._hash is not None:
-            self._hash.update(chunk)
-        self._running.update(chunk)
-        return chunk
+            self._hash.update(data)
+        self._running.update(data)

@@ -20,7 +20,10 @@ from gateway.ports import Checkpoint, Partial
 if TYPE_CHECKING:
     from gateway.storage.filesystem import FilesystemBlobStore
 
-SYNC_EVERY = 8 * 1024 * 1024  # bytes between fsync + checkpoint within one request
+# Bytes between fsync + checkpoint within one request (every request also ends with one). Writes go to
+# explicit offsets, so a request that lost its lease learns it at its next checkpoint and stops; until
+# then it can only rewrite the same offsets of the same upload.
+SYNC_EVERY = 64 * 1024 * 1024
 
 
 class FilesystemResumableWrites:
@@ -68,7 +71,6 @@ class FilesystemResumableWrites:
                     buf += chunk
                     unsynced += len(chunk)
                     if len(buf) >= self.store.chunk_size:
-                        await checkpoint(durable)  # renew the lease before touching the file
                         await flush()
                     if unsynced >= part_size and keep_partial:
                         await sync()
