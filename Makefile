@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JS     := tests/js/node_modules/.installed
 
-.PHONY: serve test test-real lint typecheck unit bench bench-real clean
+.PHONY: serve test test-real lint typecheck unit bench bench-real bench-tus clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,15 @@ test-real: $(STAMP) $(JS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/stream.py --size-mib 2048 --pairs local,moto
+
+# tus uploads side by side with the official Node server (@tus/server from npm), same file and client.
+BENCH_JS := benchmarks/js/node_modules/.installed
+$(BENCH_JS): benchmarks/js/package.json benchmarks/js/package-lock.json
+	cd benchmarks/js && npm ci --no-audit --no-fund --loglevel=error
+	touch $(BENCH_JS)
+
+bench-tus: $(STAMP) $(JS) $(BENCH_JS)
+	cd benchmarks && ../$(BIN)/python tus.py --size-mib 2048
 
 bench-real: $(STAMP)
 	bash scripts/real-lane.sh install
