@@ -78,7 +78,10 @@ async def measure(pid: int, upload: Callable[[], Awaitable[None]], size: int) ->
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size-mib", type=int, default=2048)
+    parser.add_argument("--chunk-mib", type=int, default=32, help="tus-js-client chunkSize")
     args = parser.parse_args()
+    global CHUNK
+    CHUNK = args.chunk_mib * MiB
     size = args.size_mib * MiB
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as tmp:
         work = Path(tmp)
