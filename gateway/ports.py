@@ -274,11 +274,12 @@ class ResumableWrites(Protocol):
     ) -> Partial:
         """Add ``chunks`` after ``at`` and return the new durable state.
 
-        ``checkpoint`` is called before each storage write with the durable state so far (it renews the
-        caller's lease, and raises to stop when the lease was lost) and after each part with the new
-        state. If ``chunks`` fails (client gone) and ``keep_partial``, what was received is made durable
-        and checkpointed before the exception propagates; without ``keep_partial`` (a checksum still
-        to verify) nothing of this call counts.
+        ``checkpoint`` records durable progress and renews the caller's lease; it raises to stop when the
+        lease was lost. Stores call it whenever more bytes became durable, at least at the end, and
+        before any write that could overwrite another request's (S3: before each part, with the
+        durable state so far and the multipart upload id). If ``chunks`` fails (client gone) and
+        ``keep_partial``, what was received is made durable and checkpointed before the exception
+        propagates; without ``keep_partial`` (a checksum still to verify) nothing of this call counts.
         """
 
     async def complete(self, key: str, staging: str, part_size: int, at: Partial) -> None:

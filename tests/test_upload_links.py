@@ -217,3 +217,17 @@ async def test_secured_links_belong_to_their_creator(settings_factory: Any, make
     upload_id = other.headers["Location"].rsplit("/", 1)[1]
     sneaky = await client.head(f"{path_of(link)}/files/{upload_id}", headers={"Tus-Resumable": "1.0.0"})
     assert sneaky.status == 404  # a link reaches only uploads made through it
+
+
+async def test_an_unfinished_tus_upload_gives_its_use_back(client: Any) -> None:
+    link = await make_link(client, max_uploads=1)
+    tus = {"Tus-Resumable": "1.0.0"}
+    first = await client.post(path_of(link), headers=tus | {"Upload-Length": "10"})
+    assert first.status == 201  # counted at creation
+    second = await client.post(path_of(link), headers=tus | {"Upload-Length": "10"})
+    assert second.status == 410 and await error_code(second) == "upload_link_used_up"
+    location = urlsplit(first.headers["Location"]).path
+    assert location.startswith(path_of(link) + "/files/")
+    assert (await client.delete(location, headers=tus)).status == 204
+    again = await client.put(f"{path_of(link)}/now.txt", data=b"the use came back")
+    assert again.status == 201
