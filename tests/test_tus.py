@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from gateway.auth import hash_api_key
+from gateway.errors import CatalogError
 from gateway.gc import collect
 from gateway.http.keys import SERVICE
 from tests.helpers import error_code, sha
@@ -353,3 +354,26 @@ async def test_gc_keeps_live_uploads_and_takes_what_outlived_them(client: Any, i
     later = time.time() + svc.backends.settings.resumable_expiry + 2 * 86400
     report = await collect(svc.backends, grace=86400, now=later)
     assert report.staging_deleted == 1 and not upload_keys(inspector)
+
+
+async def test_a_completion_cut_short_is_finished_by_the_next_request(client: Any) -> None:
+    svc = client.app[SERVICE]
+    data = os.urandom(300_000)
+    url = await create(client, len(data), filename="late.bin")
+    catalog = svc.backends.catalog
+
+    async def down(items: Any) -> None:
+        raise CatalogError("catalog unreachable")
+
+    catalog.create_assets = down  # the bytes are whole, the catalog commit fails
+    try:
+        failed = await patch(client, url, 0, data)
+        assert failed.status == 503
+    finally:
+        del catalog.create_assets
+    head = await client.head(url, headers=TUS)  # finishes it: the bytes were kept
+    assert head.status == 200 and head.headers["Upload-Offset"] == str(len(data))
+    status = await (await client.get(url)).json()
+    assert status["asset"]["sha256"] == sha(data)
+    got = await client.get(f"/asset/{status['asset']['id']}")
+    assert await got.read() == data

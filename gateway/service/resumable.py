@@ -192,25 +192,28 @@ class Resumable:
             cur = got
 
         body = PatchBody(chunks, room, checksum, seen)
+        completed = None
         try:
-            await self.writes.append(
-                cur.blob_key,
-                cur.staging_key,
-                cur.part_size,
-                Partial(cur.offset, cur.ref, cur.parts),
-                body,
-                checkpoint,
-                keep_partial=checksum is None,
-            )
+            try:
+                await self.writes.append(
+                    cur.blob_key,
+                    cur.staging_key,
+                    cur.part_size,
+                    Partial(cur.offset, cur.ref, cur.parts),
+                    body,
+                    checkpoint,
+                    keep_partial=checksum is None,
+                )
+            finally:
+                if running is not None and seen.offset == cur.offset:
+                    self._remember(cur.id, seen)
+                else:
+                    self._hashes.pop(cur.id, None)
+            if cur.length is not None and cur.offset == cur.length:
+                cur, completed = await self._complete(cur)  # still holding the lease
         finally:
-            if running is not None and seen.offset == cur.offset:
-                self._remember(cur.id, seen)
-            else:
-                self._hashes.pop(cur.id, None)
             cur = await self._release(cur)
-        if cur.length is not None and cur.offset == cur.length:
-            return await self.finish(cur)
-        return cur, None
+        return cur, completed
 
     async def _lease(self, session: UploadSession) -> UploadSession:
         now = self.b.clock()
@@ -228,6 +231,12 @@ class Resumable:
 
         async def release() -> UploadSession:
             got = await self.sessions.swap_upload(dataclasses.replace(session, lease="", lease_until=0.0))
+            if got is None:  # our view is stale (a step failed after writing): release the latest, if ours
+                latest = await self.sessions.get_upload(session.id)
+                if latest is not None and latest.lease == session.lease:
+                    got = await self.sessions.swap_upload(
+                        dataclasses.replace(latest, lease="", lease_until=0.0)
+                    )
             return got or session
 
         try:
@@ -249,7 +258,22 @@ class Resumable:
 
     # -- completion ------------------------------------------------------------------------------------
     async def finish(self, session: UploadSession) -> tuple[UploadSession, Completed | None]:
-        """Blob whole in storage, then the asset committed; re-entrant after a failure in between."""
+        """Complete an upload whose bytes are all there (a zero-length one, or one whose completion was
+        cut short) under its lease; when another request holds the lease, that one completes it."""
+        try:
+            cur = await self._lease(session)
+        except Conflict:
+            return session, None
+        completed = None
+        try:
+            cur, completed = await self._complete(cur)
+        finally:
+            cur = await self._release(cur)
+        return cur, completed
+
+    async def _complete(self, session: UploadSession) -> tuple[UploadSession, Completed | None]:
+        """Blob whole in storage, then the asset committed; re-entrant after a failure in between.
+        The caller holds the lease, so no other request completes (or appends to) it meanwhile."""
         cur = session
         if not cur.stored:
             await self.writes.complete(
@@ -272,18 +296,16 @@ class Resumable:
         return cur, completed
 
     async def commit(self, session: UploadSession, staged: Staged) -> Completed:
-        """The catalog write that makes the upload an asset, as for a raw upload."""
+        """The catalog write that makes the upload an asset, as for a raw upload. A failed write keeps the
+        blob: the upload stays complete-but-uncommitted, the next HEAD/GET retries, and an upload that
+        expires so is reclaimed with its blob by the sweeper."""
         share = None if session.share is None else TokenRequest(**session.share)
         if session.new_version:
             asset, _ = await self.assets.find(session.asset_id, owner=session.owner)
-            try:
-                version = await self.uploads.commit_version(asset, staged, owner=session.owner)
-            except BaseException:
-                await self.uploads.discard([staged])
-                raise
+            version = await self.uploads.commit_version(asset, staged, owner=session.owner)
             return Completed(asset, version, None)
         pairs, issued = await self.uploads.commit(
-            [staged], owner=session.owner, token=share, retention=session.retention
+            [staged], owner=session.owner, token=share, retention=session.retention, keep_on_failure=True
         )
         [(asset, version)] = pairs
         return Completed(asset, version, issued)

@@ -113,7 +113,10 @@ class Uploads:
         bundle_name: str | None = None,
         retention: int | None = None,
         metadata: dict[str, Any] | None = None,
+        keep_on_failure: bool = False,
     ) -> tuple[list[tuple[Asset, Version]], IssuedToken | None]:
+        """Make ``staged`` visible in one catalog transaction. On failure the blobs are deleted, unless
+        ``keep_on_failure`` (a resumable upload keeps its bytes to retry the commit)."""
         now = self.b.clock()
         expires_at = None if retention is None else math.ceil(now) + retention  # never shorter than asked
         pairs = [
@@ -149,7 +152,7 @@ class Uploads:
         news = [NewAsset(a, v) for a, v in pairs]
         if issued is not None and news:
             news[0] = NewAsset(news[0].asset, news[0].version, (issued.record,))
-        await self._write_or_discard(news, staged)
+        await self._write_or_discard(news, [] if keep_on_failure else staged)
         return pairs, issued
 
     async def _write_or_discard(self, news: Sequence[NewAsset], staged: Sequence[Staged]) -> None:

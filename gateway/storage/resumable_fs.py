@@ -89,9 +89,13 @@ class FilesystemResumableWrites:
 
         def move() -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
-            if not source.exists():  # a zero-byte upload never appended
+            if not source.exists():
+                if target.is_file() and target.stat().st_size == at.offset:
+                    return  # completed before, but not recorded (a crash in between): done
+                if at.offset:
+                    raise StorageError("the upload's staging file is missing")
                 source.parent.mkdir(parents=True, exist_ok=True)
-                source.touch()
+                source.touch()  # a zero-byte upload never appended
             os.replace(source, target)
             dir_fd = os.open(target.parent, os.O_RDONLY)
             try:

@@ -110,6 +110,9 @@ class S3ResumableWrites:
 
     async def complete(self, key: str, staging: str, part_size: int, at: Partial) -> None:
         s3_key = self.store._key(key)
+        if await self._size_of(s3_key) == at.offset:
+            await self.store.delete(staging)  # completed before, but not recorded (a crash in between)
+            return
         tail = at.offset - at.parts * part_size
         data = bytes(await self._read_staging(staging, tail)) if tail else b""
         if not at.ref:  # the whole blob is in the staging object: one PutObject
@@ -129,6 +132,15 @@ class S3ResumableWrites:
                 },
             )
         await self.store.delete(staging)
+
+    async def _size_of(self, s3_key: str) -> int | None:
+        try:
+            head = await self.store.client.head_object(Bucket=self.store.bucket, Key=s3_key)
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in _GONE:
+                return None
+            raise StorageError("storage head_object failed") from exc
+        return int(head["ContentLength"])
 
     async def _etags(self, s3_key: str, ref: str, count: int) -> dict[int, str]:
         etags: dict[int, str] = {}
