@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-import zlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import ChunkChecksumMismatch, PayloadTooLarge
+from gateway.hashing import crc32
 
 BATCH = 1024 * 1024
 CHECKSUMS = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "md5": hashlib.md5}
@@ -42,7 +42,7 @@ class RunningDigest:
 
     def update(self, chunk: bytes) -> None:
         self.sha.update(chunk)
-        self.crc = zlib.crc32(chunk, self.crc)
+        self.crc = crc32(chunk, self.crc)
         self.offset += len(chunk)
 
 

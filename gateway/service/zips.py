@@ -9,11 +9,11 @@ big zip request cannot stall other requests (a test measures /healthcheck latenc
 from __future__ import annotations
 
 import asyncio
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gateway.errors import BadRequest, NotFound
+from gateway.hashing import crc32
 from gateway.names import validate_name
 from gateway.records import Asset, Version
 from gateway.service.assets import AssetReader, is_uuid
@@ -94,7 +94,7 @@ class Zips:
         crc = 0
         try:
             async for chunk in reader:
-                crc = zlib.crc32(chunk, crc)
+                crc = crc32(chunk, crc)
         finally:
             await reader.aclose()
         await self.b.catalog.set_crc32(version.asset_id, version.version, crc)

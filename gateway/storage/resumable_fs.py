@@ -50,11 +50,14 @@ class FilesystemResumableWrites:
         durable = at
         buf = bytearray()
 
-        async def flush() -> None:
+        async def write(data: bytes) -> None:
             nonlocal written
+            await asyncio.to_thread(_pwrite_all, fd, data, written)
+            written += len(data)
+
+        async def flush() -> None:
             if buf:
-                await asyncio.to_thread(os.pwrite, fd, bytes(buf), written)
-                written += len(buf)
+                await write(bytes(buf))
                 buf.clear()
 
         async def sync() -> None:
@@ -68,10 +71,13 @@ class FilesystemResumableWrites:
             unsynced = 0
             try:
                 async for chunk in chunks:
-                    buf += chunk
                     unsynced += len(chunk)
-                    if len(buf) >= self.store.chunk_size:
-                        await flush()
+                    if not buf and len(chunk) >= self.store.chunk_size:
+                        await write(chunk)  # already a big batch (service/resumable_body.py): no copy
+                    else:
+                        buf += chunk
+                        if len(buf) >= self.store.chunk_size:
+                            await flush()
                     if unsynced >= part_size and keep_partial:
                         await sync()
                         unsynced = 0
@@ -108,6 +114,13 @@ class FilesystemResumableWrites:
     async def abort(self, key: str, staging: str, at: Partial) -> None:
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self.store.path_for(staging).unlink)
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        done = os.pwrite(fd, view, offset)
+        view, offset = view[done:], offset + done
 
 
 def _open_at(path: os.PathLike[str], offset: int) -> int:
