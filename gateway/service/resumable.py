@@ -205,6 +205,7 @@ class Resumable:
                     keep_partial=checksum is None,
                 )
             finally:
+                await asyncio.shield(body.settle())
                 if running is not None and seen.offset == cur.offset:
                     self._remember(cur.id, seen)
                 else:

@@ -59,13 +59,16 @@ class PatchBody:
         self._hash = CHECKSUMS[checksum.algorithm]() if checksum else None
         self._running = running
         self._ended = False
+        self._pending: asyncio.Future[None] | None = None  # the digest of the batch last handed out
 
     def __aiter__(self) -> PatchBody:
         return self
 
     async def __anext__(self) -> bytes:
-        """The next batch of about ``BATCH`` bytes, hashed on a worker thread (hashlib and zlib release
-        the GIL on large buffers), so the event loop goes on receiving while the bytes are digested."""
+        """The next batch of about ``BATCH`` bytes. Batches are digested on a worker thread (hashlib and
+        zlib-ng release the GIL on large buffers) while the store writes them and the event loop receives
+        the next: one batch's digest runs at a time, in order, so the running digest sees every byte in
+        sequence. The last batch is handed out only after the client's checksum is verified."""
         if self._ended:
             raise StopAsyncIteration
         batch: list[bytes] = []
@@ -82,15 +85,23 @@ class PatchBody:
             batch.append(chunk)
             size += len(chunk)
         data = batch[0] if len(batch) == 1 else b"".join(batch)
+        await self.settle()
         if data:
-            await asyncio.to_thread(self._digest, data)
+            self._pending = asyncio.ensure_future(asyncio.to_thread(self._digest, data))
         if self._ended:
+            await self.settle()
             if self._checksum is not None and self._hash is not None:
                 if not secrets.compare_digest(self._hash.digest(), self._checksum.digest):
                     raise ChunkChecksumMismatch("Upload-Checksum does not match the body")
             if not data:
                 raise StopAsyncIteration
         return data
+
+    async def settle(self) -> None:
+        """Wait for the digest in flight (the running digest is exact once this returns)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            await pending
 
     def _digest(self, data: bytes) -> None:
         if self._hash is not None:
