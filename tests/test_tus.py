@@ -134,9 +134,23 @@ async def test_protocol_errors_have_tus_statuses(client: Any, inspector: Any) ->
         assert resp.status == 400 and await error_code(resp) == "invalid_header", bad
     huge = await client.post("/files/", headers=TUS | {"Upload-Length": str(2**62)})
     assert huge.status == 413
-    for bad_meta in ("filename", "filename !!!", "a b,a c", "k " + "QQ==" * 2000, "x\u00e9 QQ=="):
+    bare = await client.post("/files/", headers=TUS | {"Upload-Length": "5", "Upload-Metadata": "filename"})
+    assert bare.status == 201  # a key without a value is valid tus (the default name is used)
+    for bad_meta in (
+        "filename !!!",
+        "a QQ==,a QQ==",
+        "k " + "QQ==" * 2000,
+        "x\u00e9 QQ==",
+        "k QQ== QQ==",
+        " , ",
+    ):
         resp = await client.post("/files/", headers=TUS | {"Upload-Length": "5", "Upload-Metadata": bad_meta})
-        assert resp.status in (201, 400), bad_meta  # a bare key is valid tus: filename without a value
+        assert resp.status == 400 and await error_code(resp) == "invalid_metadata", bad_meta
+    not_utf8 = TUS | {
+        "Upload-Length": "5",
+        "Upload-Metadata": "filename " + base64.b64encode(b"\xff\xfe").decode(),
+    }
+    assert (await client.post("/files/", headers=not_utf8)).status == 400
     traversal = TUS | {"Upload-Length": "5", "Upload-Metadata": meta(filename="../../etc/passwd")}
     assert (await client.post("/files/", headers=traversal)).status == 400
     crlf = TUS | {
@@ -284,6 +298,20 @@ async def test_concatenation_of_partial_uploads(client: Any, inspector: Any) -> 
         "/files/", headers=TUS | {"Upload-Concat": "final;" + unfinished.headers["Location"]}
     )
     assert bad.status == 400 and await error_code(bad) == "invalid_concat"
+    too_many = await client.post(
+        "/files/", headers=TUS | {"Upload-Concat": "final;" + " ".join(["x"] * 1001)}
+    )
+    assert too_many.status == 400 and await error_code(too_many) == "invalid_concat"
+    assert (await client.post("/files/", headers=TUS | {"Upload-Concat": "final;"})).status == 400
+    assert (await client.post("/files/", headers=TUS | {"Upload-Concat": "middle"})).status == 400
+    # The same part listed twice is that part twice, within the size limit like any upload.
+    twice = await client.post(
+        "/files/", data=b"ab", headers=OCTETS | {"Upload-Length": "2", "Upload-Concat": "partial"}
+    )
+    part = twice.headers["Location"]
+    doubled = await client.post("/files/", headers=TUS | {"Upload-Concat": f"final;{part} {part}"})
+    assert doubled.status == 201
+    assert await (await client.get(f"/asset/{doubled.headers['Asset-Id']}")).read() == b"abab"
 
 
 async def test_link_parameters_and_new_versions(client: Any) -> None:
@@ -294,12 +322,16 @@ async def test_link_parameters_and_new_versions(client: Any) -> None:
         headers=OCTETS
         | {
             "Upload-Length": str(len(data)),
-            "Upload-Metadata": meta(filename="r.txt", password="hunter2hunter2", max_downloads="1"),
+            "Upload-Metadata": meta(
+                filename="r.txt", password="hunter2hunter2", max_downloads="1", expires="1h"
+            ),
         },
     )
     assert resp.status == 201 and "Asset-Token" in resp.headers
     head = await client.head(urlsplit(resp.headers["Location"]).path, headers=TUS)
     assert "hunter2" not in head.headers.get("Upload-Metadata", "")  # never stored as sent
+    described = await (await client.get(f"/asset/{resp.headers['Asset-Id']}/meta")).json()
+    assert described["expires"] is not None  # `expires` metadata: the asset's retention
     link = urlsplit(resp.headers["Asset-Token-Url"]).path
     assert (await client.get(link)).status == 401
     got = await client.get(link, headers={"Share-Password": "hunter2hunter2"})
@@ -377,3 +409,39 @@ async def test_a_completion_cut_short_is_finished_by_the_next_request(client: An
     assert status["asset"]["sha256"] == sha(data)
     got = await client.get(f"/asset/{status['asset']['id']}")
     assert await got.read() == data
+
+
+async def test_a_stalled_patch_is_cut_off_and_keeps_what_arrived(
+    settings_factory: Any, make_client: Any
+) -> None:
+    client = await make_client(settings_factory(body_idle_timeout=0.5))
+    data = os.urandom(2 * MiB)
+    url = await create(client, len(data), filename="slow.bin")
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    head = (
+        f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    writer.write(head.encode() + data[:300_000])  # then nothing: the client stalls
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+    assert b" 408 " in status_line
+    writer.close()
+    got = await offset_of(client, url)
+    assert 0 < got <= 300_000  # what arrived before the stall counts
+    end = await patch(client, url, got, data[got:])
+    body = await (await client.get(f"/asset/{end.headers['Asset-Id']}")).read()
+    assert sha(body) == sha(data)
+
+
+async def test_a_body_of_thousands_of_tiny_chunks(client: Any) -> None:
+    data = os.urandom(300_000)
+    url = await create(client, len(data), filename="tiny.bin")
+
+    async def tiny() -> AsyncIterator[bytes]:
+        for i in range(0, len(data), 100):  # 3,000 chunks of 100 bytes, chunked encoding
+            yield data[i : i + 100]
+
+    end = await patch(client, url, 0, tiny())
+    assert end.status == 204
+    assert sha(await (await client.get(f"/asset/{end.headers['Asset-Id']}")).read()) == sha(data)

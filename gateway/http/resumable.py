@@ -65,6 +65,13 @@ async def _caller(request: web.Request, *, creating: bool = False) -> Caller:
     return Caller(link.owner, link, f"{base_url(request)}/upload/{token}/files")
 
 
+async def _session(request: web.Request) -> UploadSession:
+    """The upload the URL names, as its caller may see it (404 otherwise)."""
+    caller = await _caller(request)
+    upload_id = request.match_info["id"]
+    return await request.app[SERVICE].resumable.find(upload_id, owner=caller.owner, link=caller.link_hash)
+
+
 async def _new_upload(request: web.Request, caller: Caller, length: int | None, concat: str) -> NewUpload:
     svc = request.app[SERVICE]
     meta = tus.metadata(request.headers.get("Upload-Metadata"))
@@ -192,8 +199,7 @@ async def tus_patch(request: web.Request) -> web.Response:
     if offset is None:
         raise BadRequest("Upload-Offset is required", code="invalid_header")
     svc = request.app[SERVICE]
-    caller = await _caller(request)
-    session = await svc.resumable.find(request.match_info["id"], owner=caller.owner, link=caller.link_hash)
+    session = await _session(request)
     session, completed = await svc.resumable.append(
         session,
         offset=offset,
@@ -219,8 +225,7 @@ async def tus_status(request: web.Request) -> web.Response:
     if request.method == hdrs.METH_HEAD:
         tus.check_version(request)
     svc = request.app[SERVICE]
-    caller = await _caller(request)
-    session = await svc.resumable.find(request.match_info["id"], owner=caller.owner, link=caller.link_hash)
+    session = await _session(request)
     if session.length == session.offset and not session.finished and session.concat != "final":
         session, _ = await svc.resumable.finish(session)  # a completion cut short: finish it now
     headers = _common(session) | {"Upload-Offset": str(session.offset)}
@@ -253,7 +258,6 @@ async def tus_status(request: web.Request) -> web.Response:
 async def tus_delete(request: web.Request) -> web.Response:
     tus.check_version(request)
     svc = request.app[SERVICE]
-    caller = await _caller(request)
-    session = await svc.resumable.find(request.match_info["id"], owner=caller.owner, link=caller.link_hash)
+    session = await _session(request)
     await svc.resumable.terminate(session)
     return web.Response(status=204, headers=_common())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -46,9 +47,48 @@ class RunningDigest:
         self.offset += len(chunk)
 
 
+class RunningDigests:
+    """This process's running digests, by upload, each good for exactly the offset it reached.
+
+    Bounded (least recently used go first): a digest that is gone or stale only costs a read-back.
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._capacity = capacity
+        self._by_upload: OrderedDict[str, RunningDigest] = OrderedDict()
+
+    def resume(self, upload_id: str, offset: int) -> RunningDigest | None:
+        """A digest to go on from ``offset`` (a copy: a failed request must not spoil the kept one), a
+        fresh one at 0, or None when this process has not seen the bytes before ``offset``."""
+        found = self._by_upload.get(upload_id)
+        if found is not None and found.offset == offset:
+            return found.copy()
+        return RunningDigest() if offset == 0 else None
+
+    def at(self, upload_id: str, offset: int) -> RunningDigest | None:
+        found = self._by_upload.get(upload_id)
+        return found if found is not None and found.offset == offset else None
+
+    def keep(self, upload_id: str, digest: RunningDigest) -> None:
+        self._by_upload[upload_id] = digest
+        self._by_upload.move_to_end(upload_id)
+        while len(self._by_upload) > self._capacity:
+            self._by_upload.popitem(last=False)
+
+    def drop(self, upload_id: str) -> None:
+        self._by_upload.pop(upload_id, None)
+
+
 class PatchBody:
     """The PATCH body: bounded by the room left in the upload, hashed for the running digest and for the
-    client's Upload-Checksum (checked at the end, before anything of it may count)."""
+    client's Upload-Checksum (checked when the body ends, which is before the stores let any of a
+    checksummed request count).
+
+    Chunks go to the store as they arrive -- none is held back, so a body that breaks off keeps every
+    byte that reached the store -- while the digests run on a worker thread over batches of about
+    ``BATCH`` bytes (hashlib and zlib-ng release the GIL on large buffers): one batch at a time, in
+    order, so the running digest sees every byte in sequence.
+    """
 
     def __init__(
         self, source: AsyncIterator[bytes], room: int, checksum: ChunkChecksum | None, running: RunningDigest
@@ -58,52 +98,49 @@ class PatchBody:
         self._checksum = checksum
         self._hash = CHECKSUMS[checksum.algorithm]() if checksum else None
         self._running = running
-        self._ended = False
-        self._pending: asyncio.Future[None] | None = None  # the digest of the batch last handed out
+        self._batch: list[bytes] = []  # handed out, not yet digested
+        self._batched = 0
+        self._pending: asyncio.Future[None] | None = None  # the digest of the previous batch
 
     def __aiter__(self) -> PatchBody:
         return self
 
     async def __anext__(self) -> bytes:
-        """The next batch of about ``BATCH`` bytes. Batches are digested on a worker thread (hashlib and
-        zlib-ng release the GIL on large buffers) while the store writes them and the event loop receives
-        the next: one batch's digest runs at a time, in order, so the running digest sees every byte in
-        sequence. The last batch is handed out only after the client's checksum is verified."""
-        if self._ended:
-            raise StopAsyncIteration
-        batch: list[bytes] = []
-        size = 0
-        while size < BATCH:
-            try:
-                chunk = await self._source.__anext__()
-            except StopAsyncIteration:
-                self._ended = True
-                break
-            if len(chunk) > self._room:
-                raise PayloadTooLarge("the body goes past the upload's length")
-            self._room -= len(chunk)
-            batch.append(chunk)
-            size += len(chunk)
-        data = batch[0] if len(batch) == 1 else b"".join(batch)
-        await self.settle()
-        if data:
-            self._pending = asyncio.ensure_future(asyncio.to_thread(self._digest, data))
-        if self._ended:
+        try:
+            chunk = await self._source.__anext__()
+        except StopAsyncIteration:
             await self.settle()
             if self._checksum is not None and self._hash is not None:
                 if not secrets.compare_digest(self._hash.digest(), self._checksum.digest):
-                    raise ChunkChecksumMismatch("Upload-Checksum does not match the body")
-            if not data:
-                raise StopAsyncIteration
-        return data
+                    raise ChunkChecksumMismatch("Upload-Checksum does not match the body") from None
+            raise
+        if len(chunk) > self._room:
+            raise PayloadTooLarge("the body goes past the upload's length")
+        self._room -= len(chunk)
+        self._batch.append(chunk)
+        self._batched += len(chunk)
+        if self._batched >= BATCH:
+            await self._wait()
+            self._pending = asyncio.ensure_future(asyncio.to_thread(self._digest, self._take()))
+        return chunk
 
     async def settle(self) -> None:
-        """Wait for the digest in flight (the running digest is exact once this returns)."""
+        """Digest everything handed out so far (the running digest is exact once this returns)."""
+        await self._wait()
+        if self._batch:
+            await asyncio.to_thread(self._digest, self._take())
+
+    async def _wait(self) -> None:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             await pending
 
-    def _digest(self, data: bytes) -> None:
-        if self._hash is not None:
-            self._hash.update(data)
-        self._running.update(data)
+    def _take(self) -> list[bytes]:
+        batch, self._batch, self._batched = self._batch, [], 0
+        return batch
+
+    def _digest(self, batch: list[bytes]) -> None:
+        for data in batch:
+            if self._hash is not None:
+                self._hash.update(data)
+            self._running.update(data)

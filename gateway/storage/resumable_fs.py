@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # explicit offsets, so a request that lost its lease learns it at its next checkpoint and stops; until
 # then it can only rewrite the same offsets of the same upload.
 SYNC_EVERY = 64 * 1024 * 1024
+MAX_BUFFERS = 512  # per pwritev: under IOV_MAX (1024) however small the chunks a client sends
 
 
 class FilesystemResumableWrites:
@@ -48,17 +49,16 @@ class FilesystemResumableWrites:
         fd = await asyncio.to_thread(_open_at, path, at.offset)
         written = at.offset  # bytes in the file
         durable = at
-        buf = bytearray()
-
-        async def write(data: bytes) -> None:
-            nonlocal written
-            await asyncio.to_thread(_pwrite_all, fd, data, written)
-            written += len(data)
+        buf: list[bytes] = []  # received, not yet written: written in one pwritev, no copies
+        buffered = 0
 
         async def flush() -> None:
+            nonlocal written, buffered
             if buf:
-                await write(bytes(buf))
+                await asyncio.to_thread(_pwritev_all, fd, list(buf), written)
+                written += buffered
                 buf.clear()
+                buffered = 0
 
         async def sync() -> None:
             nonlocal durable
@@ -72,12 +72,10 @@ class FilesystemResumableWrites:
             try:
                 async for chunk in chunks:
                     unsynced += len(chunk)
-                    if not buf and len(chunk) >= self.store.chunk_size:
-                        await write(chunk)  # already a big batch (service/resumable_body.py): no copy
-                    else:
-                        buf += chunk
-                        if len(buf) >= self.store.chunk_size:
-                            await flush()
+                    buf.append(chunk)
+                    buffered += len(chunk)
+                    if buffered >= self.store.chunk_size or len(buf) >= MAX_BUFFERS:
+                        await flush()
                     if unsynced >= part_size and keep_partial:
                         await sync()
                         unsynced = 0
@@ -116,11 +114,13 @@ class FilesystemResumableWrites:
             await asyncio.to_thread(self.store.path_for(staging).unlink)
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        done = os.pwrite(fd, view, offset)
-        view, offset = view[done:], offset + done
+def _pwritev_all(fd: int, buffers: list[bytes], offset: int) -> None:
+    done = os.pwritev(fd, buffers, offset)
+    rest = memoryview(b"".join(buffers))[done:] if done < sum(map(len, buffers)) else memoryview(b"")
+    offset += done
+    while rest:  # a short write (rare on regular files): the remainder, byte-exact
+        n = os.pwrite(fd, rest, offset)
+        rest, offset = rest[n:], offset + n
 
 
 def _open_at(path: os.PathLike[str], offset: int) -> int:
