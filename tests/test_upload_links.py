@@ -8,6 +8,7 @@ losers stored nothing.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import subprocess
@@ -231,3 +232,25 @@ async def test_an_unfinished_tus_upload_gives_its_use_back(client: Any) -> None:
     assert (await client.delete(location, headers=tus)).status == 204
     again = await client.put(f"{path_of(link)}/now.txt", data=b"the use came back")
     assert again.status == 201
+
+
+async def test_tus_through_a_link_keeps_the_link_limits(client: Any, inspector: Any) -> None:
+    link = await make_link(client, max_size=1000, content_types=["text/plain"])
+    tus = {"Tus-Resumable": "1.0.0"}
+    name = "filename " + base64.b64encode(b"notes.txt").decode()
+    big = await client.post(path_of(link), headers=tus | {"Upload-Length": "1001", "Upload-Metadata": name})
+    assert big.status == 413  # before a byte is read
+    pdf = "filename " + base64.b64encode(b"a.pdf").decode()
+    wrong = await client.post(path_of(link), headers=tus | {"Upload-Length": "10", "Upload-Metadata": pdf})
+    assert wrong.status == 415
+    deferred = await client.post(
+        path_of(link), headers=tus | {"Upload-Defer-Length": "1", "Upload-Metadata": name}
+    )
+    assert deferred.status == 201
+    url = urlsplit(deferred.headers["Location"]).path
+    octets = tus | {"Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
+    over = await client.patch(url, data=b"x" * 1001, headers=octets)
+    assert over.status == 413  # the link's limit holds for a length declared late, too
+    listed = await (await client.get("/upload-links")).json()
+    assert listed["upload_links"][0]["uploads"] == 1  # only the deferred upload holds a use
+    assert not [k for k in inspector.blob_keys() if k.startswith("assets/")]
