@@ -6,9 +6,11 @@ updates are single SQL statements, exactly as atomic as DynamoDB's; the rest of 
 WAL mode plus a busy timeout make it safe for several gateway processes on one host; multi-item
 writes use ``BEGIN IMMEDIATE`` transactions, the analogue of TransactWriteItems.
 
-One connection serves the process, so every public operation holds an asyncio lock: otherwise a
-statement from one coroutine could run inside another coroutine's open transaction (and be rolled
-back with it after having reported success).
+How statements reach the file is ``catalog/sqlite_db.py``'s business: each public operation here is
+one ``db.op``, run synchronously on the event loop when no lock is in the way and on a thread (one
+operation at a time) when one is. Operations are written so either is correct: one statement, or one
+transaction, or reads only -- several transactions in one operation (bundles of hundreds of assets, the
+sweeps) run on the thread directly.
 
 Why one module over 350 lines: like the DynamoDB adapter, it is one engine's translation of all three
 catalog ports, sharing one connection, one lock, one encoding and one transaction helper.
@@ -16,20 +18,17 @@ catalog ports, sharing one connection, one lock, one encoding and one transactio
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import json
 import secrets
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
-
-import aiosqlite
+from typing import Any, Protocol, TypeVar, cast
 
 from gateway.catalog import items as it
 from gateway.catalog import transactions as tx
+from gateway.catalog.sqlite_db import SqliteDb
 from gateway.errors import CatalogError
 from gateway.ports import CatalogLimits, UploadLinks, UploadSessions
 from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
@@ -45,14 +44,29 @@ _CLAIM = (
     "WHERE pk = ? AND sk = ? AND revoked = 0 AND expires_at > ? "
     "AND (max_downloads IS NULL OR downloads < max_downloads)"
 )
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
 
 
-def serialized(fn: F) -> F:
+class _HasDb(Protocol):
+    db: SqliteDb
+
+
+def operation(fn: F) -> F:
+    """One catalog operation: fast path first, the thread when a lock is in the way (sqlite_db.py)."""
+
     @functools.wraps(fn)
-    async def wrapper(self: SqliteCatalog, *args: Any, **kwargs: Any) -> Any:
-        async with self._lock:
-            return await fn(self, *args, **kwargs)
+    async def wrapper(self: _HasDb, *args: Any, **kwargs: Any) -> Any:
+        return await self.db.op(lambda: fn(self, *args, **kwargs))
+
+    return cast(F, wrapper)
+
+
+def on_thread(fn: F) -> F:
+    """An operation whose work grows with the data, or that spans several transactions: never on the loop."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: _HasDb, *args: Any, **kwargs: Any) -> Any:
+        return await self.db.op(lambda: fn(self, *args, **kwargs), fast=False)
 
     return cast(F, wrapper)
 
@@ -79,32 +93,24 @@ class SqliteCatalog:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._db: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
-
-    @property
-    def db(self) -> aiosqlite.Connection:
-        if self._db is None:
-            raise RuntimeError("SqliteCatalog used before start()")
-        return self._db
+        self.db = SqliteDb(path)
 
     async def start(self) -> None:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=30)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.execute("PRAGMA busy_timeout=30000")
+        try:
+            await self.db.start()
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot open catalog: {exc}") from exc
         await self.init()  # the embedded catalog always ensures its schema
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        await self.db.close()
 
+    @on_thread
     async def init(self) -> None:
         try:
-            await self.db.executescript(SCHEMA)
+            await self.db.script(SCHEMA)
         except sqlite3.Error as exc:
             raise CatalogError(f"cannot create catalog schema: {exc}") from exc
 
@@ -118,13 +124,10 @@ class SqliteCatalog:
 
         return SqliteUploadSessions(self)
 
-    @serialized
+    @operation
     async def ping(self) -> None:
         try:
-            # Consumed and closed: an unfinished SELECT keeps its read snapshot open, and this
-            # connection would not see other processes' commits until it was collected.
-            async with self.db.execute("SELECT 1 FROM items LIMIT 1") as cur:
-                await cur.fetchall()
+            await self.db.fetchall("SELECT 1 FROM items LIMIT 1")
         except (sqlite3.Error, ValueError) as exc:
             raise CatalogError(f"catalog unreachable: {exc}") from exc
 
@@ -147,24 +150,22 @@ class SqliteCatalog:
 
     async def _get(self, pk: str, sk: str) -> it.Item | None:
         try:
-            async with self.db.execute(
+            row = await self.db.fetchone(
                 "SELECT pk, sk, data, expires_at, downloads, max_downloads, revoked "
                 "FROM items WHERE pk = ? AND sk = ?",
                 (pk, sk),
-            ) as cur:
-                row = await cur.fetchone()
+            )
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog read failed: {exc}") from exc
         return None if row is None else self._decode(tuple(row))
 
     async def _query(self, pk: str, sk_prefix: str = "") -> list[it.Item]:
         try:
-            async with self.db.execute(
+            rows = await self.db.fetchall(
                 "SELECT pk, sk, data, expires_at, downloads, max_downloads, revoked FROM items "
                 "WHERE pk = ? AND sk >= ? AND sk < ? ORDER BY sk",
                 (pk, sk_prefix, sk_prefix + "\uffff"),
-            ) as cur:
-                rows = await cur.fetchall()
+            )
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog read failed: {exc}") from exc
         return [self._decode(tuple(r)) for r in rows]
@@ -189,15 +190,12 @@ class SqliteCatalog:
 
     async def _write(self, sql: str, params: Sequence[Any]) -> int:
         try:
-            cur = await self.db.execute(sql, params)
-            count = cur.rowcount
-            await cur.close()
-            return count
+            return await self.db.execute(sql, params)
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog write failed: {exc}") from exc
 
     # -- port ----------------------------------------------------------------------------------------
-    @serialized
+    @operation
     async def create_assets(self, items: Sequence[NewAsset]) -> None:
         rows: list[it.Item] = []
         for new in items:
@@ -205,12 +203,12 @@ class SqliteCatalog:
         days = [it.expiry_day(n.asset.expires_at) for n in items if n.asset.expires_at is not None]
         await self._insert_all(rows, cursor_day=min(days) if days else None)
 
-    @serialized
+    @operation
     async def get_asset(self, asset_id: str) -> Asset | None:
         item = await self._get(it.asset_pk(asset_id), it.META)
         return None if item is None else it.asset_from(item)
 
-    @serialized
+    @operation
     async def get_version(self, asset_id: str, version: int) -> Version | None:
         item = await self._get(it.asset_pk(asset_id), it.version_sk(version))
         return None if item is None else it.version_from(item)
@@ -222,30 +220,30 @@ class SqliteCatalog:
             values = ",".join("(?, ?)" for _ in batch)  # placeholders only, never data
             sql = f"SELECT pk, sk, data, expires_at, downloads, max_downloads, revoked FROM items WHERE (pk, sk) IN (VALUES {values})"  # noqa: E501, S608
             try:
-                async with self.db.execute(
-                    sql,
-                    [v for key in batch for v in key],
-                ) as cur:
-                    out += [self._decode(tuple(r)) for r in await cur.fetchall()]
+                rows = await self.db.fetchall(sql, [v for key in batch for v in key])
+                out += [self._decode(tuple(r)) for r in rows]
             except sqlite3.Error as exc:
                 raise CatalogError(f"catalog read failed: {exc}") from exc
         return out
 
-    @serialized
+    @operation
     async def get_assets(self, asset_ids: Sequence[str]) -> dict[str, Asset]:
         items = await self._get_many([(it.asset_pk(a), it.META) for a in dict.fromkeys(asset_ids)])
         return {i["asset_id"]: it.asset_from(i) for i in items}
 
-    @serialized
+    @operation
     async def get_versions(self, keys: Sequence[tuple[str, int]]) -> dict[tuple[str, int], Version]:
         items = await self._get_many([(it.asset_pk(a), it.version_sk(v)) for a, v in dict.fromkeys(keys)])
         return {(v.asset_id, v.version): v for v in map(it.version_from, items)}
 
-    @serialized
     async def put_token(self, token: Token) -> None:
-        await tx.put_token_in_parts(
-            token, self.limits.max_transaction_items, self._insert_all, self._delete_keys
-        )
+        limit = self.limits.max_transaction_items
+
+        async def put() -> None:
+            await tx.put_token_in_parts(token, limit, self._insert_all, self._delete_keys)
+
+        # One transaction can go on the fast path; a bundle's several cannot be retried from the middle.
+        await self.db.op(put, fast=len(it.token_items(token)) <= limit)
 
     async def _delete_keys(self, keys: Sequence[tx.Key]) -> None:
         """Delete in transactions of at most the limit each (the analogue of BatchWriteItem)."""
@@ -259,35 +257,33 @@ class SqliteCatalog:
 
             await self._in_transaction(body)
 
-    @serialized
+    @operation
     async def get_token(self, token_hash: str) -> Token | None:
         item = await self._get(it.token_pk(token_hash), it.TOKEN_SK)
         return None if item is None else it.token_from(item)
 
-    @serialized
+    @operation
     async def claim_download(self, token_hash: str, now: float) -> Token | None:
         try:
-            async with self.db.execute(
+            row = await self.db.fetchone(
                 _CLAIM + " RETURNING pk, sk, data, expires_at, downloads, max_downloads, revoked",
                 (it.token_pk(token_hash), it.TOKEN_SK, int(now)),
-            ) as cur:
-                row = await cur.fetchone()
+            )
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog update failed: {exc}") from exc
         return None if row is None else it.token_from(self._decode(tuple(row)))
 
-    @serialized
+    @operation
     async def release_download(self, token_hash: str) -> None:
         await self._write(
             "UPDATE items SET downloads = downloads - 1 WHERE pk = ? AND sk = ? AND downloads > 0",
             (it.token_pk(token_hash), it.TOKEN_SK),
         )
 
-    @serialized
+    @operation
     async def open_retrieval(self, retrieval: Retrieval, now: float) -> bool:
         async def body() -> bool:
-            cur = await self.db.execute(_CLAIM, (it.token_pk(retrieval.token_hash), it.TOKEN_SK, int(now)))
-            if cur.rowcount != 1:
+            if await self.db.execute(_CLAIM, (it.token_pk(retrieval.token_hash), it.TOKEN_SK, int(now))) != 1:
                 return False
             await self.db.execute(
                 _UPSERT,
@@ -297,7 +293,7 @@ class SqliteCatalog:
 
         return await self._in_transaction(body)
 
-    @serialized
+    @operation
     async def charge_retrieval(
         self, token_hash: str, client: str, amount: int, limit: int, now: float, expires_at: int
     ) -> bool:
@@ -321,7 +317,7 @@ class SqliteCatalog:
         )
         return changed == 1
 
-    @serialized
+    @operation
     async def refund_retrieval(self, token_hash: str, client: str, amount: int) -> None:
         await self._write(
             "UPDATE items SET data = json_set(data, '$.charged', json_extract(data, '$.charged') - ?) "
@@ -329,7 +325,7 @@ class SqliteCatalog:
             (amount, it.token_pk(token_hash), it.retrieval_sk(client), amount),
         )
 
-    @serialized
+    @on_thread
     async def shared_secret(self, name: str) -> bytes:
         key = (it.CONFIG_PK, it.secret_sk(name))
         value = json.dumps({"kind": "secret", "value": secrets.token_hex(32)})
@@ -338,33 +334,35 @@ class SqliteCatalog:
         assert item is not None
         return bytes.fromhex(item["value"])
 
-    @serialized
-    async def record_download(self, record: DownloadRecord) -> None:
-        await self._write(
-            _INSERT,
-            self._encode(it.download_item(record, secrets.token_hex(4))),
-        )
+    @operation
+    async def record_downloads(self, records: Sequence[DownloadRecord]) -> None:
+        rows = [self._encode(it.download_item(r, secrets.token_hex(4))) for r in records]
 
-    @serialized
+        async def body() -> bool:
+            await self.db.executemany(_INSERT, rows)
+            return True
+
+        await self._in_transaction(body)
+
+    @operation
     async def list_downloads(self, token_hash: str, limit: int) -> list[DownloadRecord]:
         pk = it.token_pk(token_hash)
         try:
-            async with self.db.execute(
+            rows = await self.db.fetchall(
                 "SELECT pk, sk, data, expires_at, downloads, max_downloads, revoked FROM items "
                 "WHERE pk = ? AND sk >= ? AND sk < ? ORDER BY sk DESC LIMIT ?",
                 (pk, it.DOWNLOAD_SK_PREFIX, it.DOWNLOAD_SK_PREFIX + "\uffff", limit),
-            ) as cur:
-                rows = await cur.fetchall()
+            )
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog read failed: {exc}") from exc
         return [it.download_from(self._decode(tuple(r))) for r in rows]
 
-    @serialized
+    @operation
     async def wrong_guesses(self, token_hash: str, minute: int) -> int:
         item = await self._get(it.token_pk(token_hash), it.guesses_sk(minute))
         return 0 if item is None else int(item["guesses"])
 
-    @serialized
+    @operation
     async def add_wrong_guess(self, token_hash: str, minute: int, limit: int) -> bool:
         key = (it.token_pk(token_hash), it.guesses_sk(minute))
         counted = False
@@ -375,18 +373,21 @@ class SqliteCatalog:
                 "INSERT OR IGNORE INTO items (pk, sk, data, expires_at) VALUES (?, ?, ?, ?)",
                 (*key, json.dumps({"kind": "guesses", "guesses": 0}), (minute + 2) * 60),
             )
-            cur = await self.db.execute(
-                "UPDATE items SET data = json_set(data, '$.guesses', json_extract(data, '$.guesses') + 1) "
-                "WHERE pk = ? AND sk = ? AND json_extract(data, '$.guesses') < ?",
-                (*key, limit),
+            counted = (
+                await self.db.execute(
+                    "UPDATE items SET data = json_set(data, '$.guesses', "
+                    "json_extract(data, '$.guesses') + 1) "
+                    "WHERE pk = ? AND sk = ? AND json_extract(data, '$.guesses') < ?",
+                    (*key, limit),
+                )
+                == 1
             )
-            counted = cur.rowcount == 1
             return True
 
         await self._in_transaction(body)
         return counted
 
-    @serialized
+    @operation
     async def revoke_token(self, token_hash: str) -> bool:
         changed = await self._write(
             "UPDATE items SET revoked = 1 WHERE pk = ? AND sk = ? AND revoked = 0",
@@ -394,7 +395,7 @@ class SqliteCatalog:
         )
         return changed == 1
 
-    @serialized
+    @operation
     async def list_tokens(self, asset_id: str) -> list[Token]:
         tokens = []
         for pointer in await self._query(it.asset_pk(asset_id), "TOKEN#"):
@@ -403,16 +404,16 @@ class SqliteCatalog:
                 tokens.append(it.token_from(item))
         return tokens
 
-    @serialized
+    @operation
     async def find_token_hash(self, asset_id: str, token_id: str) -> str | None:
         item = await self._get(it.asset_pk(asset_id), f"TOKEN#{token_id}")
         return None if item is None else str(item["token_hash"])
 
-    @serialized
+    @operation
     async def list_versions(self, asset_id: str) -> list[Version]:
         return [it.version_from(i) for i in await self._query(it.asset_pk(asset_id), "V#")]
 
-    @serialized
+    @on_thread
     async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
         owned = await self._query(it.asset_pk(asset_id))
         first, final = tx.delete_plan(owned, due, self.limits.max_transaction_items)
@@ -422,10 +423,12 @@ class SqliteCatalog:
 
         async def body() -> bool:
             nonlocal found
-            cur = await self.db.execute(
-                "DELETE FROM items WHERE pk = ? AND sk = ?", (it.asset_pk(asset_id), it.META)
+            found = (
+                await self.db.execute(
+                    "DELETE FROM items WHERE pk = ? AND sk = ?", (it.asset_pk(asset_id), it.META)
+                )
+                == 1
             )
-            found = cur.rowcount == 1
             await self.db.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", final)
             return True  # commit either way: a leftover expiry entry goes even if the asset is gone
 
@@ -435,43 +438,32 @@ class SqliteCatalog:
     async def _in_transaction(self, body: Callable[[], Awaitable[bool]]) -> bool:
         """Run ``body`` inside BEGIN IMMEDIATE; commit when it returns True, roll back otherwise."""
         try:
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                ok = await body()
-            except BaseException:
-                await self.db.execute("ROLLBACK")
-                raise
-            # Cancellation must not leave the outcome unknown: COMMIT runs on aiosqlite's thread either
-            # way, so wait for it, then let the cancellation through (the caller reads the outcome).
-            end = asyncio.ensure_future(self.db.execute("COMMIT" if ok else "ROLLBACK"))
-            try:
-                await asyncio.shield(end)
-            except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await end
-                raise
+            return await self.db.transaction(body)
         except sqlite3.IntegrityError as exc:
             raise CatalogError(f"catalog conflict: {exc}") from exc
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog write failed: {exc}") from exc
-        return ok
 
-    @serialized
+    @operation
     async def set_crc32(self, asset_id: str, version: int, crc32: int) -> None:
-        await self._write(
-            "UPDATE items SET data = json_set(data, '$.crc32', ?) WHERE pk = ? AND sk = ?",
-            (crc32, it.asset_pk(asset_id), it.version_sk(version)),
-        )
-        await self._write(  # and the asset's copy, if this is still its latest version
-            "UPDATE items SET data = json_set(data, '$.latest.crc32', ?) "
-            "WHERE pk = ? AND sk = ? AND json_extract(data, '$.latest.version') = ?",
-            (crc32, it.asset_pk(asset_id), it.META, version),
-        )
+        async def body() -> bool:
+            await self.db.execute(
+                "UPDATE items SET data = json_set(data, '$.crc32', ?) WHERE pk = ? AND sk = ?",
+                (crc32, it.asset_pk(asset_id), it.version_sk(version)),
+            )
+            await self.db.execute(  # and the asset's copy, if this is still its latest version
+                "UPDATE items SET data = json_set(data, '$.latest.crc32', ?) "
+                "WHERE pk = ? AND sk = ? AND json_extract(data, '$.latest.version') = ?",
+                (crc32, it.asset_pk(asset_id), it.META, version),
+            )
+            return True
 
-    @serialized
+        await self._in_transaction(body)
+
+    @operation
     async def add_version(self, asset: Asset, version: Version) -> bool:
         async def body() -> bool:
-            cur = await self.db.execute(
+            changed = await self.db.execute(
                 "UPDATE items SET data = json_set(data, '$.latest_version', ?, '$.latest', json(?)) "
                 "WHERE pk = ? AND sk = ? AND json_extract(data, '$.latest_version') = ?",
                 (
@@ -482,7 +474,7 @@ class SqliteCatalog:
                     asset.latest_version,
                 ),
             )
-            if cur.rowcount != 1:
+            if changed != 1:
                 return False
             await self.db.execute(
                 _INSERT,
@@ -492,14 +484,14 @@ class SqliteCatalog:
 
         return await self._in_transaction(body)
 
-    @serialized
+    @operation
     async def expire_asset(self, asset_id: str, at: int) -> bool:
         async def body() -> bool:
-            cur = await self.db.execute(
+            changed = await self.db.execute(
                 "UPDATE items SET data = json_set(data, '$.asset_expires_at', ?) WHERE pk = ? AND sk = ?",
                 (at, it.asset_pk(asset_id), it.META),
             )
-            if cur.rowcount != 1:
+            if changed != 1:
                 return False
             pk, sk = it.expiry_key(asset_id, at)
             entry = {"kind": "expiry", "asset_id": asset_id, "due": at}
@@ -514,23 +506,22 @@ class SqliteCatalog:
 
         return await self._in_transaction(body)
 
-    @serialized
+    @operation
     async def list_owner_assets(
         self, owner: str, limit: int, before: str | None
     ) -> tuple[list[str], str | None]:
         try:
-            async with self.db.execute(
+            rows = await self.db.fetchall(
                 "SELECT sk, data FROM items WHERE pk = ? AND sk > ? AND sk < ? ORDER BY sk DESC LIMIT ?",
                 (it.owner_pk(owner), it.OWNER_SK_PREFIX, before or it.OWNER_SK_PREFIX + "\uffff", limit + 1),
-            ) as cur:
-                rows = list(await cur.fetchall())
+            )
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog read failed: {exc}") from exc
         more = len(rows) > limit
         rows = rows[:limit]
         return [json.loads(r[1])["asset_id"] for r in rows], (rows[-1][0] if more and rows else None)
 
-    @serialized
+    @on_thread
     async def due_assets(self, now: float, limit: int) -> list[DueAsset]:
         cursor = await self._get(it.EXPIRY_CURSOR_PK, it.EXPIRY_CURSOR_SK)
         bound = it.due_upper_bound(now)
@@ -548,7 +539,7 @@ class SqliteCatalog:
         start = None if cursor is None else int(cursor["day"])
         return await it.walk_due(start, now, limit, query_day, advance)
 
-    @serialized
+    @on_thread
     async def purge_expired(self, now: float) -> int:
         """Delete token items and pointers whose expiry passed (SQLite has no TTL); uses the index."""
         return await self._write(
