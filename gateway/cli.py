@@ -17,6 +17,7 @@ from gateway.observability import configure_logging
 from gateway.ports import BlobStore, Catalog
 from gateway.service.context import Backends
 from gateway.storage import blob_store_from_settings
+from gateway.workers import WORKER_FLAG, Supervisor
 
 
 @asynccontextmanager
@@ -64,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run the HTTP server")
     serve.add_argument("--host", help="listen address (GATEWAY_HOST)")
     serve.add_argument("--port", type=int, help="listen port (GATEWAY_PORT)")
+    serve.add_argument(
+        "--workers", help="server processes on the port, or 'auto' (GATEWAY_WORKERS; default 1)"
+    )
+    serve.add_argument(WORKER_FLAG, action="store_true", help=argparse.SUPPRESS)  # started by a supervisor
     sub.add_parser("init", help="create the bucket and table (idempotent)")
     sub.add_parser("config", help="print the effective configuration (secrets redacted)")
     gc = sub.add_parser("gc", help="abort stale partial uploads and delete unreferenced blobs")
@@ -87,11 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  or add the line '{name}:{hash_api_key(key)}' to the file named by GATEWAY_API_KEYS_FILE")
         return 0
 
-    overrides = {
-        k: v
-        for k, v in (("host", getattr(args, "host", None)), ("port", getattr(args, "port", None)))
-        if v is not None
-    }
+    overrides = {k: v for k in ("host", "port", "workers") if (v := getattr(args, k, None)) is not None}
     try:
         settings = load_settings(**overrides)
         if args.command == "serve":
@@ -120,8 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(settings.redacted(), indent=2))
         return 0
 
+    worker = bool(getattr(args, "worker", False))
+    if not worker:
+        logging.getLogger("gateway").info("starting", extra={"fields": {"settings": settings.redacted()}})
+    if settings.worker_count > 1 and not worker:
+        return Supervisor(settings, settings.worker_count).run()
+
     from gateway.http.server import run_server
 
-    logging.getLogger("gateway").info("starting", extra={"fields": {"settings": settings.redacted()}})
-    asyncio.run(run_server(settings))
+    asyncio.run(run_server(settings, reuse_port=worker))
     return 0

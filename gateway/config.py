@@ -35,6 +35,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    workers: str = Field(
+        default="1", description="Server processes sharing the port (SO_REUSEPORT); 'auto': one per core."
+    )
     storage_url: str = "file://./data/blobs"
     catalog_url: str = "sqlite:///./data/catalog.db"
     public_base_url: str | None = Field(
@@ -185,6 +188,18 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [p.strip() for p in text.split(",") if p.strip()]
         return v
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: str) -> str:
+        value = str(value).strip().lower()
+        if value != "auto" and not (value.isdecimal() and 1 <= int(value) <= 256):
+            raise ValueError("must be a number of processes from 1 to 256, or 'auto'")
+        return value
+
+    @property
+    def worker_count(self) -> int:
+        return (os.cpu_count() or 1) if self.workers == "auto" else int(self.workers)
 
     @field_validator("log_level")
     @classmethod

@@ -10,11 +10,12 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from gateway.errors import GatewayError
 
@@ -25,6 +26,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        self._per_request: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.requests = Counter(
             "gateway_requests", "HTTP requests by route and status", ["route", "method", "status"], registry=r
         )
@@ -63,6 +65,29 @@ class Metrics:
         self.token_claims = Counter(
             "gateway_token_claims", "share-link downloads granted or refused", ["result"], registry=r
         )
+
+    def count_request(self, route: str, method: str, status: int, elapsed: float) -> None:
+        """One finished request. The labelled children are kept: ``labels()`` costs more than ``inc()``."""
+        key = (route, method, status)
+        pair = self._per_request.get(key)
+        if pair is None:
+            pair = self._per_request[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+        pair[0].inc()
+        pair[1].observe(elapsed)
+
+    def exposition(self) -> bytes:
+        """The text format of these metrics, or of every worker's when several share the port
+        (prometheus_client's multiprocess mode, set up by ``gateway/workers.py``)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)  # type: ignore[no-untyped-call]
+            return generate_latest(merged)
+        return generate_latest(self.registry)
 
 
 class Timed:

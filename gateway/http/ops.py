@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp import hdrs, web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.errors import GatewayError
 from gateway.http.keys import AUTH, METRICS, SERVICE
@@ -61,5 +61,5 @@ async def openapi_json(request: web.Request) -> web.Response:
     )
 )
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS].registry)
+    body = request.app[METRICS].exposition()
     return web.Response(body=body, headers={hdrs.CONTENT_TYPE: CONTENT_TYPE_LATEST})

@@ -23,7 +23,8 @@ log = logging.getLogger("gateway")
 CANCEL_TIMEOUT = 10.0  # after the grace: time for cancelled transfers to abort cleanly
 
 
-async def run_server(settings: Settings) -> None:
+async def run_server(settings: Settings, *, reuse_port: bool = False) -> None:
+    """Serve until SIGTERM/SIGINT; ``reuse_port`` when one of several workers (``gateway/workers.py``)."""
     app = create_app(settings)
     # aiohttp's keep-alive timer starts when a connection opens and is not extended by partial data,
     # so it is also the deadline for a request's headers (a slowloris client is cut off after it).
@@ -35,7 +36,7 @@ async def run_server(settings: Settings) -> None:
         keepalive_timeout=settings.header_timeout,
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
     await site.start()
     log.info("listening", extra={"fields": {"url": f"http://{settings.host}:{settings.port}"}})
 
