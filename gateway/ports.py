@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from gateway.records import (
     Asset,
@@ -39,6 +39,15 @@ class BlobReader(Protocol):
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class LocalFile(Protocol):
+    """Optional, on a :class:`BlobReader`: its bytes are a local file, which the HTTP layer may send
+    without reading them itself (sendfile, or one read for a small window; ``http/sendfile.py``).
+    The reader still owns the file: ``aclose`` closes it."""
+
+    def local_file(self) -> BinaryIO: ...
 
 
 class BlobStore(Protocol):
@@ -188,8 +197,9 @@ class TokenCatalog(Protocol):
     async def refund_retrieval(self, token_hash: str, client: str, amount: int) -> None:
         """Give back bytes charged but never sent (an interrupted transfer); never below zero."""
 
-    async def record_download(self, record: DownloadRecord) -> None:
-        """Append one entry to the link's download history (expires with ``record.expires_at``)."""
+    async def record_downloads(self, records: Sequence[DownloadRecord]) -> None:
+        """Append entries to links' download histories (each expires with its ``expires_at``); written
+        in batches by ``service/download_history.py``, so one write carries many responses."""
 
     async def list_downloads(self, token_hash: str, limit: int) -> list[DownloadRecord]:
         """The link's history, newest first."""

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import time
-import uuid
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
@@ -44,8 +44,8 @@ def route_name(request: web.Request) -> str:
 @web.middleware
 async def observe_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics = request.app[METRICS]
-    incoming = request.headers.get("X-Request-ID", "")
-    request[REQUEST_ID] = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    incoming = request.headers.get("X-Request-ID")
+    request[REQUEST_ID] = incoming if incoming and _REQUEST_ID.fullmatch(incoming) else secrets.token_hex(16)
     name = route_name(request)
     route = route_of(request)
     kind = route.transfer if route is not None else None
@@ -79,30 +79,34 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         elapsed = time.perf_counter() - start
         if kind:
             metrics.in_flight.labels(kind).dec()
-        metrics.requests.labels(name, request.method, str(status)).inc()
-        metrics.latency.labels(name, request.method).observe(elapsed)
+        metrics.count_request(name, request.method, status, elapsed)
         if name == "token-download" and request.method == hdrs.METH_GET:
             if status in (200, 206, 302):
                 metrics.token_claims.labels("granted").inc()
             elif status == 410:
                 metrics.token_claims.labels("refused").inc()
-        who = request.get(PRINCIPAL)
-        access.info(
-            "request",
-            extra={
-                "fields": {
-                    "request_id": request[REQUEST_ID],
-                    "method": request.method,
-                    "route": request.match_info.route.resource.canonical
-                    if request.match_info.route.resource is not None
-                    else "-",
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                    "principal": who.id if who is not None else None,
-                    "remote": client_address(request),
-                }
-            },
-        )
+        if access.isEnabledFor(logging.INFO):
+            _access_line(request, status, elapsed)
+
+
+def _access_line(request: web.Request, status: int, elapsed: float) -> None:
+    who = request.get(PRINCIPAL)
+    access.info(
+        "request",
+        extra={
+            "fields": {
+                "request_id": request[REQUEST_ID],
+                "method": request.method,
+                "route": request.match_info.route.resource.canonical
+                if request.match_info.route.resource is not None
+                else "-",
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+                "principal": who.id if who is not None else None,
+                "remote": client_address(request),
+            }
+        },
+    )
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from email.utils import formatdate, parsedate_to_datetime
@@ -98,4 +99,9 @@ def if_range_allows(if_range: str | None, etag: str, mtime: float) -> bool:
 
 
 def http_date(ts: float) -> str:
-    return formatdate(ts, usegmt=True)
+    return _http_date(int(ts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _http_date(seconds: int) -> str:
+    return formatdate(seconds, usegmt=True)  # whole seconds either way; formatting is not cheap

@@ -5,7 +5,8 @@
     admit     a share link's response is charged to a retrieval (``CountedLink``; service/tokens.py)
     prepare   headers go out; if that fails the charge is undone: a download counts only when sent
     send      read-ahead streaming; a storage failure after the headers aborts the TCP connection, so
-              with an exact Content-Length a client sees a truncated transfer, never a short "complete" one
+              with an exact Content-Length a client sees a truncated transfer, never a short "complete" one;
+              a local file is sent by the kernel instead (``sendfile.py``: one write when small)
     settle    an interrupted transfer gets its unsent bytes back (nothing to do when complete)
 
 A single file and a zip differ only in their :class:`Representation`; HEAD, 304 and 416 never reach
@@ -19,11 +20,13 @@ import base64
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from aiohttp import hdrs, web
 
 from gateway.http.keys import METRICS
 from gateway.http.ranges import http_date, if_range_allows, not_modified, parse_range
+from gateway.http.sendfile import SMALL_BODY, abort, read_small, send_buffered, send_file
 from gateway.ports import BlobReader
 from gateway.records import Token
 from gateway.service.tokens import Admission, Tokens
@@ -114,7 +117,7 @@ async def serve(
     planned = plan(request, rep)
     if isinstance(planned, web.Response):
         return planned
-    resp = web.StreamResponse(status=planned.status, headers=planned.headers)
+    resp: web.StreamResponse = web.StreamResponse(status=planned.status, headers=planned.headers)
     resp.content_length = planned.length
     if request.method == hdrs.METH_HEAD:
         await resp.prepare(request)
@@ -126,6 +129,12 @@ async def serve(
         return web.Response(status=302, headers={hdrs.LOCATION: location, hdrs.CACHE_CONTROL: "no-store"})
     reader = await rep.open(planned.offset, planned.length)
     try:
+        # The LocalFile capability (ports.py); getattr, not isinstance: a Protocol check costs ~10 µs.
+        local_file = getattr(reader, "local_file", None)
+        source: BinaryIO | None = local_file() if local_file is not None else None
+        if source is not None and planned.length <= SMALL_BODY:
+            body = read_small(source, planned.offset, planned.length)
+            resp = web.Response(status=planned.status, headers=planned.headers, body=body)
         admission = await link.admit(planned, rep.size) if link is not None else None
         try:
             await resp.prepare(request)
@@ -134,10 +143,21 @@ async def serve(
                 await asyncio.shield(link.tokens.undo(admission))
             raise
 
-        async def settle(sent: int) -> None:
-            if link is not None and admission is not None:
-                await link.tokens.settle(admission, sent, planned.status)
+        settle: Callable[[int], Awaitable[None]] | None = None
+        if link is not None and admission is not None:
+            counted_link, counted = link, admission
 
+            async def settle(sent: int) -> None:
+                await counted_link.tokens.settle(counted, sent, planned.status)
+
+        if isinstance(resp, web.Response):
+            return await send_buffered(request, resp, on_end=settle)
+        if source is not None:
+            sent = await send_file(
+                request, resp, source, planned.offset, planned.length, rep.what, on_end=settle
+            )
+            if sent is not None:
+                return sent
         return await send_body(request, resp, aiter(reader), planned.length, rep.what, on_end=settle)
     finally:
         await reader.aclose()
@@ -190,21 +210,16 @@ async def send_body(
             raise
         except Exception:
             log.exception("%s aborted after %d of %d bytes", what, sent, length)
-            _abort(request)
+            abort(request)
             return resp
         finally:
             await ahead.aclose()
         if sent != length:
             log.error("%s: storage ended after %d of %d bytes", what, sent, length)
-            _abort(request)
+            abort(request)
             return resp
         await resp.write_eof()
         return resp
     finally:
         if on_end is not None:
             await asyncio.shield(on_end(sent))
-
-
-def _abort(request: web.Request) -> None:
-    if request.transport is not None:
-        request.transport.abort()

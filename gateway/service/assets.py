@@ -8,7 +8,7 @@ one (404, nothing about its existence leaks).
 from __future__ import annotations
 
 import logging
-import uuid
+import re
 
 from gateway.errors import NotFound
 from gateway.ports import BlobReader
@@ -74,8 +74,9 @@ class AssetReader:
             raise NotFound("the asset's content is missing", code="asset_not_found") from None
 
 
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def is_uuid(value: str) -> bool:
-    try:
-        return str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
+    """The canonical (lower-case, hyphenated) form only: the one ids are minted and stored in."""
+    return _UUID.fullmatch(value) is not None
