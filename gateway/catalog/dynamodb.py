@@ -359,9 +359,9 @@ class DynamoCatalog:
         assert item is not None
         return bytes.fromhex(item["value"])
 
-    async def record_download(self, record: DownloadRecord) -> None:
-        item = it.download_item(record, secrets.token_hex(4))
-        await self._call("put_item", TableName=self.table, Item=_to_wire(item))
+    async def record_downloads(self, records: Sequence[DownloadRecord]) -> None:
+        items = [it.download_item(r, secrets.token_hex(4)) for r in records]
+        await self._batch_write([{"PutRequest": {"Item": _to_wire(i)}} for i in items])
 
     async def list_downloads(self, token_hash: str, limit: int) -> list[DownloadRecord]:
         resp = await self._call(
@@ -436,16 +436,21 @@ class DynamoCatalog:
         return await self._transact(actions)  # False: another deleter won the race
 
     async def _delete_keys(self, keys: Sequence[tuple[str, str]]) -> None:
-        for start in range(0, len(keys), 25):
-            request: dict[str, Any] = {
-                self.table: [
-                    {"DeleteRequest": {"Key": _to_wire({"PK": pk, "SK": sk})}}
-                    for pk, sk in keys[start : start + 25]
-                ]
-            }
-            while request:
-                resp = await self._call("batch_write_item", RequestItems=request)
-                request = resp.get("UnprocessedItems") or {}
+        await self._batch_write(
+            [{"DeleteRequest": {"Key": _to_wire({"PK": pk, "SK": sk})}} for pk, sk in keys]
+        )
+
+    async def _batch_write(self, requests: Sequence[dict[str, Any]]) -> None:
+        """BatchWriteItem, 25 at a time; what DynamoDB leaves unprocessed is sent again after a backoff."""
+        for start in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self.table: list(requests[start : start + 25])}
+            delay = 0.05
+            while pending:
+                resp = await self._call("batch_write_item", RequestItems=pending)
+                pending = resp.get("UnprocessedItems") or {}
+                if pending:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 2.0)
 
     async def _transact(self, actions: list[dict[str, Any]]) -> bool:
         """TransactWriteItems; False when a condition failed (someone else changed it first).

@@ -70,6 +70,7 @@ def create_app(
                 finally:
                     sweeper.cancel()
                     await asyncio.gather(sweeper, return_exceptions=True)
+                    await services.close()
             finally:
                 await cat.close()
         finally:

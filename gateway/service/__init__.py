@@ -44,6 +44,10 @@ class Services:
     zips: Zips
     retention: Retention
 
+    async def close(self) -> None:
+        """Write what waits to be written (the download history's last batch)."""
+        await self.tokens.recorder.close()
+
     @classmethod
     def of(cls, backends: Backends, *, on_sweep_failure: Callable[[], None] | None = None) -> Services:
         params = Params(backends.settings)

@@ -33,6 +33,7 @@ from gateway.names import content_disposition
 from gateway.records import Asset, DownloadRecord, Retrieval, Token, Version
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
+from gateway.service.download_history import DownloadHistory
 from gateway.service.params import TokenRequest
 from gateway.tokens import hash_token, new_token, new_token_id, well_formed
 
@@ -68,6 +69,7 @@ class Tokens:
     def __init__(self, backends: Backends, assets: AssetReader) -> None:
         self.b = backends
         self.assets = assets
+        self.recorder = DownloadHistory(backends.catalog)
 
     def issue(
         self,
@@ -183,7 +185,7 @@ class Tokens:
                 record = DownloadRecord(
                     admission.token.token_hash, at, sent, status, admission.client, int(at) + days * 86400
                 )
-                await self.b.catalog.record_download(record)
+                self.recorder.add(record)
         except GatewayError as exc:
             log.warning("could not settle a link download: %s", exc.message)
 
