@@ -50,7 +50,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if name in exc.headers:
                 resp.headers[name] = exc.headers[name]
         return resp
-    except (ConnectionResetError, ConnectionError):
+    except ConnectionError:
+        if request.transport is None or request.transport.is_closing():
+            # The client hung up (mid-body, or before the headers could go out): nobody to answer.
+            # A plain response lets aiohttp finish quietly, where an exception is logged as a crash.
+            return web.Response(status=499)
         raise
     except Exception:
         # The route template only: a raw path can hold a share-link secret (/asset-token/<secret>).
