@@ -44,7 +44,11 @@ class Metrics:
             "gateway_downloaded_bytes", "response body bytes sent for downloads", registry=r
         )
         self.in_flight = Gauge(
-            "gateway_transfers_in_flight", "uploads/downloads in progress", ["kind"], registry=r
+            "gateway_transfers_in_flight",
+            "uploads/downloads in progress",
+            ["kind"],
+            registry=r,
+            multiprocess_mode="livesum",  # with --workers: the sum over live workers
         )
         self.backend_latency = Histogram(
             "gateway_backend_call_duration_seconds",
