@@ -147,6 +147,12 @@ class Settings(BaseSettings):
         default=[],
         description="'principal=owner' entries: keep owners of data written before principal namespaces.",
     )
+    health_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="Seconds a /healthcheck probe of the backends is reused (0: never).",
+    )
     shutdown_grace: float = Field(
         default=30.0, ge=0, description="On SIGTERM, seconds in-flight transfers get to finish."
     )

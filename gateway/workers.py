@@ -13,8 +13,9 @@ shared accept queue lets whichever loop wakes first take a burst of them.
   the in-flight gauge counts only live processes.
 - Shutdown: SIGTERM or SIGINT to the supervisor is forwarded to every worker; each drains its own
   transfers (``server.py``) and the supervisor exits when all have. A worker that dies on its own is
-  replaced; one that dies within ``EARLY_EXIT`` seconds of starting (a bad config, a port in use) stops
-  the whole group with its exit status instead of restarting forever.
+  replaced; one that *fails* (a non-zero exit, not a signal) within ``EARLY_EXIT`` seconds of starting
+  (a bad config, an unusable catalog) stops the whole group with its exit status instead of restarting
+  forever.
 
 Background work (retention sweeps, expired uploads) runs in every worker: it was built for several
 processes over one catalog already (leases and conditional writes), so nothing is elected.
@@ -96,9 +97,9 @@ class Supervisor:
                 _mark_dead(pid, self.metrics_dir)
                 if self.stopping:
                     continue
-                if time.monotonic() - started < EARLY_EXIT:
+                if code > 0 and time.monotonic() - started < EARLY_EXIT:
                     log.error("worker %d exited at start (status %d); stopping", slot, code)
-                    status = code if code > 0 else 1
+                    status = code
                     self._forward(signal.SIGTERM, None)
                     continue
                 log.warning("worker %d (pid %d) exited with status %d; replacing it", slot, pid, code)

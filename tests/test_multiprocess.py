@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import zipfile
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from gateway.config import Settings
 from tests.helpers import running_gateway
@@ -18,18 +20,24 @@ LIMIT = 7
 REQUESTS = 40
 
 
+@pytest.mark.parametrize("topology", ["two-nodes", "two-workers"])
 async def test_download_limit_exact_across_two_processes(
-    backend_kind: str, settings: Settings, tmp_path: Path
+    backend_kind: str, settings: Settings, tmp_path: Path, topology: str
 ) -> None:
+    """Two separate servers, or one `gateway serve --workers 2` (the kernel spreads the connections,
+    one per request here, over both workers): the limit is exact either way."""
     env = {"GATEWAY_AUTO_INIT": "true"}
     if backend_kind != "local":
         env |= {"GATEWAY_STORAGE_URL": settings.storage_url, "GATEWAY_CATALOG_URL": settings.catalog_url}
     data = os.urandom(256 * 1024)
-    with (
-        running_gateway(tmp_path, env, "a.log") as node_a,
-        running_gateway(tmp_path, env, "b.log") as node_b,
-    ):
-        async with aiohttp.ClientSession() as http:
+    with contextlib.ExitStack() as stack:
+        if topology == "two-nodes":
+            node_a = stack.enter_context(running_gateway(tmp_path, env, "a.log"))
+            node_b = stack.enter_context(running_gateway(tmp_path, env, "b.log"))
+        else:
+            node_a = node_b = stack.enter_context(running_gateway(tmp_path, env | {"GATEWAY_WORKERS": "2"}))
+        fresh_connections = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=fresh_connections) as http:
             async with http.put(
                 f"{node_a}/asset/shared.bin", data=data, params={"token": "1", "max_downloads": str(LIMIT)}
             ) as resp:
@@ -54,6 +62,20 @@ async def test_download_limit_exact_across_two_processes(
                 assert resp.status == 204
             async with http.get(f"{node_b}/asset-token/{other}") as resp:
                 assert resp.status == 410
+            if topology == "two-workers":  # /metrics from any worker counts every worker's responses
+                async with http.get(f"{node_a}/metrics") as resp:
+                    text = await resp.text()
+                served = _sample(
+                    text, 'gateway_requests_total{method="GET",route="token-download",status="200"}'
+                )
+                assert served == LIMIT
+
+
+def _sample(exposition: str, name: str) -> float:
+    for line in exposition.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
 
 
 async def test_two_nodes_share_everything(backend_kind: str, settings: Settings, tmp_path: Path) -> None:

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from gateway.config import Settings
 from tests.conftest import Inspector
 from tests.helpers import free_port
@@ -18,7 +20,9 @@ from tests.helpers import free_port
 MiB = 1024 * 1024
 
 
-def start(tmp_path: Path, settings: Settings, grace: float) -> tuple[subprocess.Popen[bytes], int]:
+def start(
+    tmp_path: Path, settings: Settings, grace: float, workers: int = 1
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")} | {
         "GATEWAY_PORT": str(port),
@@ -27,6 +31,7 @@ def start(tmp_path: Path, settings: Settings, grace: float) -> tuple[subprocess.
         "GATEWAY_STORAGE_URL": settings.storage_url,
         "GATEWAY_CATALOG_URL": settings.catalog_url,
         "GATEWAY_S3_PART_SIZE": str(5 * MiB),
+        "GATEWAY_WORKERS": str(workers),
     }
     log = (tmp_path / f"gw-{port}.log").open("wb")
     proc = subprocess.Popen(
@@ -67,10 +72,13 @@ def read_response(sock: socket.socket) -> tuple[int, bytes]:
     return int(head.split()[1]), body
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["one-process", "two-workers"])
 def test_in_flight_upload_finishes_after_sigterm(
-    backend_kind: str, settings: Settings, tmp_path: Path
+    backend_kind: str, settings: Settings, tmp_path: Path, workers: int
 ) -> None:
-    proc, port = start(tmp_path, settings, grace=20)
+    """With workers, SIGTERM goes to the supervisor, which forwards it; the worker holding the upload
+    drains it, and the group exits 0 once every worker has."""
+    proc, port = start(tmp_path, settings, grace=20, workers=workers)
     data = os.urandom(7 * MiB)
     try:
         sock = begin_upload(port, len(data), data[: 3 * MiB])

@@ -77,6 +77,7 @@ async def send_file(
             return None
         except ConnectionError:
             sent = max(0, fh.tell() - offset)  # asyncio leaves the position after what was sent
+            abort(request)  # the peer is gone; the transport learns it only now
             raise
         except OSError:
             sent = max(0, fh.tell() - offset)

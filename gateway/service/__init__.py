@@ -10,6 +10,8 @@
     passwords.py  password-protected links: argon2id, throttled guessing
     zips.py       resolving zip members and bundle links
     retention.py  deletion, expiry and the sweeper
+    download_history.py  link download history, written in batches behind the responses
+    health.py     backend health, probed at most once per interval however often it is asked
 
 :class:`Services` bundles them for the HTTP layer, which reaches it through one typed app key.
 """
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
+from gateway.service.health import HealthProbe
 from gateway.service.params import Params
 from gateway.service.passwords import LinkPasswords
 from gateway.service.resumable import Resumable
@@ -43,6 +46,7 @@ class Services:
     passwords: LinkPasswords
     zips: Zips
     retention: Retention
+    health: HealthProbe
 
     async def close(self) -> None:
         """Write what waits to be written (the download history's last batch)."""
@@ -68,4 +72,8 @@ class Services:
             passwords=LinkPasswords(backends),
             zips=Zips(backends, assets, tokens),
             retention=retention,
+            health=HealthProbe(
+                [lambda: backends.store.ping(), lambda: backends.catalog.ping()],  # looked up per probe
+                ttl=backends.settings.health_cache_seconds,
+            ),
         )
