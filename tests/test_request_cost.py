@@ -226,3 +226,66 @@ async def test_clients_that_hang_up_are_not_logged_as_crashes(tmp_path: Path) ->
         if line.startswith("{")
     ]
     assert not [line for line in lines if line["level"] == "error"], lines[-3:]
+
+
+async def test_zip_opens_members_ahead_bounded_and_in_order(
+    client: TestClient[Any, Any], tmp_path: Path
+) -> None:
+    """Member opens overlap (at most READ_AHEAD at once) yet the archive is byte-exact for unzip."""
+    from gateway.http.zips import ZipReader
+
+    files = {f"m{i:02}.bin": os.urandom(20 * KiB + i) for i in range(12)}
+    ids = [(await put(client, name, data))["asset"]["id"] for name, data in files.items()]
+    svc = client.app[SERVICE]
+    real_open = svc.assets.open
+    in_flight = peak = 0
+
+    async def slow_open(*args: Any, **kwargs: Any) -> Any:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await asyncio.sleep(0.05)  # a storage round trip
+            return await real_open(*args, **kwargs)
+        finally:
+            in_flight -= 1
+
+    svc.assets.open = slow_open  # type: ignore[method-assign]
+    resp = await client.post("/zip", json={"assets": ids, "name": "all.zip"})
+    assert resp.status == 200
+    (tmp_path / "all.zip").write_bytes(await resp.read())
+    assert peak == ZipReader.READ_AHEAD
+    out = tmp_path / "out"
+    done = subprocess.run(["unzip", "-q", str(tmp_path / "all.zip"), "-d", str(out)], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == files
+
+
+async def test_a_zip_abandoned_midway_closes_every_member_opened_ahead(
+    local: TestClient[Any, Any], local_settings: Settings
+) -> None:
+    client = local
+    ids = [(await put(client, f"z{i}.bin", os.urandom(256 * KiB)))["asset"]["id"] for i in range(10)]
+    blobs = local_settings.storage_url.removeprefix("file://")
+
+    def open_blobs() -> list[str]:
+        found = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                target = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith(blobs):
+                found.append(target)
+        return found
+
+    resp = await client.post("/zip", json={"assets": ids})
+    assert resp.status == 200
+    await resp.content.readexactly(300 * KiB)  # into the second member: the next ones are open
+    assert len(open_blobs()) > 1  # the member being sent and some opened ahead
+    resp.close()  # the client goes away
+    for _ in range(100):
+        if not open_blobs():
+            break
+        await asyncio.sleep(0.05)
+    assert open_blobs() == []

@@ -1,12 +1,14 @@
 """Zips of many assets: ``POST /zip`` streams one, ``POST /bundle`` makes a link that streams one.
 
 The archive is a :class:`~gateway.http.streaming.Representation` like any file: its layout (and so
-its exact length and ETag) is computed from catalog data before a byte is sent, and its reader opens
-member streams one at a time as the byte window reaches them.
+its exact length and ETag) is computed from catalog data before a byte is sent, and its reader streams
+members in order, opening the next few ahead.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 from aiohttp import hdrs, web
@@ -22,31 +24,59 @@ from gateway.ports import BlobReader
 from gateway.records import Version
 from gateway.service import Services
 from gateway.service.zips import MemberSpec
-from gateway.ziplayout import Member, ZipLayout, layout
+from gateway.ziplayout import Member, Slice, ZipLayout, layout
 
 MAX_ZIP_REQUEST = 8 * 1024 * 1024  # 10,000 members with versions and 1 KiB paths fit
 
 
 class ZipReader:
-    """A byte window of an archive; member streams are opened one at a time, and closed."""
+    """A byte window of an archive. Members are streamed one at a time, in order, but the next
+    ``READ_AHEAD`` members are already being opened while one streams.
+
+    Why: on S3 opening a member is a GetObject round trip, and strictly one after the other a zip of
+    1,000 members of ~1 MiB ran at 0.28x a single object of the same size (waiting, not sending).
+    Opened-but-unread members cost little: a response whose body is not read stops at the HTTP client's
+    buffer (flow control does the rest), so memory stays bounded at ``READ_AHEAD`` such buffers. Every
+    reader opened ahead is closed however the download ends.
+    """
+
+    READ_AHEAD = 4
 
     def __init__(self, svc: Services, zl: ZipLayout[Version], offset: int, length: int) -> None:
-        self._chunks = self._generate(svc, zl, offset, length)
+        self._chunks = self._generate(svc, zl.range(offset, offset + length - 1))
 
-    @staticmethod
+    @classmethod
     async def _generate(
-        svc: Services, zl: ZipLayout[Version], offset: int, length: int
+        cls, svc: Services, segments: list[bytes | Slice[Version]]
     ) -> AsyncGenerator[bytes, None]:
-        for seg in zl.range(offset, offset + length - 1):
-            if isinstance(seg, bytes):
-                yield seg
-                continue
-            reader: BlobReader = await svc.assets.open(seg.source, seg.offset, seg.length)
-            try:
-                async for chunk in reader:
-                    yield chunk
-            finally:
-                await reader.aclose()
+        slices = deque(seg for seg in segments if not isinstance(seg, bytes))
+        opening: deque[asyncio.Task[BlobReader]] = deque()
+
+        def open_more() -> None:
+            while slices and len(opening) < cls.READ_AHEAD:
+                seg = slices.popleft()
+                opening.append(asyncio.ensure_future(svc.assets.open(seg.source, seg.offset, seg.length)))
+
+        try:
+            for seg in segments:
+                if isinstance(seg, bytes):
+                    yield seg
+                    continue
+                open_more()
+                reader = await opening[0]  # left in the queue until done: cleanup sees it if cancelled
+                opening.popleft()
+                open_more()
+                try:
+                    async for chunk in reader:
+                        yield chunk
+                finally:
+                    await reader.aclose()
+        finally:
+            for task in opening:
+                task.cancel()
+            for outcome in await asyncio.gather(*opening, return_exceptions=True):
+                if not isinstance(outcome, BaseException):
+                    await outcome.aclose()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks
