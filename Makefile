@@ -38,7 +38,11 @@ test-real: $(STAMP) $(JS)
 	bash scripts/real-lane.sh install
 	bash scripts/real-lane.sh run -- env TEST_BACKENDS=real $(BIN)/pytest -q $(PYTEST_ARGS)
 
+# Small requests side by side with nginx and a bare aiohttp handler (needs Debian's wrk and nginx), then
+# big transfers per backend pair.
 bench: $(STAMP)
+	command -v wrk >/dev/null && test -x /usr/sbin/nginx || apt-get install -y -q wrk nginx-light
+	$(BIN)/python benchmarks/requests.py
 	$(BIN)/python benchmarks/stream.py --size-mib 2048 --pairs local,moto
 
 # tus uploads side by side with the official Node server (@tus/server from npm), same file and client.

@@ -58,6 +58,9 @@ async def run(pair: str, members: int, member_size: int, workdir: Path, moto_url
             async with s.put(f"{base}/asset/single.bin", data=body(total)) as r:
                 single = (await r.json())["asset"]["id"]
 
+        # A fresh session: the pool's connections idled through the long upload above and the server
+        # may have closed them (a POST is not retried on a dead kept-alive connection).
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as s:
             results = {}
             for label in ("single", "zip") * 5:  # interleaved, best of five
                 t = time.perf_counter()

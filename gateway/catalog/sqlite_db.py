@@ -9,9 +9,11 @@ handoff, and in WAL mode readers never wait for writers.
 So each catalog operation runs first on the **fast connection**, synchronously on the event loop, with
 ``busy_timeout = 0``: it never waits for a lock. If SQLite answers BUSY (another process, or this one's
 slow connection, holds the write lock), nothing has been applied (BUSY comes from ``BEGIN IMMEDIATE`` or
-a single autocommit statement, before any change), the fast transaction is rolled back, and the whole
-operation runs again on the **slow connection** in a dedicated thread, one operation at a time (an asyncio
-lock), with a 30 s busy timeout: the writer retry the multi-process setup needs, off the loop. Scans
+a single autocommit statement, before any change), the fast transaction is rolled back, and the
+operation is tried again after a pause of a fraction of a millisecond (``FAST_RETRIES``: with several
+workers, writes meet each other's locks all the time, and each holds it for ~0.1 ms). After those, it
+runs on the **slow connection** in a dedicated thread, one operation at a time (an asyncio lock), with a
+30 s busy timeout: the writer retry the multi-process setup needs, off the loop. Scans
 whose cost grows with the data (sweeps, purges, deleting an asset with many links) go to the slow
 connection directly (``op(fast=False)``).
 
@@ -36,6 +38,9 @@ T = TypeVar("T")
 Row = tuple[Any, ...]
 CHECKPOINT_EVERY = 500  # fast write operations between checkpoints (about the autocheckpoint's 1000 pages)
 SLOW_BUSY_TIMEOUT_MS = 30_000
+# Pauses between fast attempts that met a lock before the thread takes over: another process's write
+# transaction holds it for ~0.1 ms, while SQLite's own busy handler sleeps in whole milliseconds.
+FAST_RETRIES = (0.0002, 0.0005, 0.001, 0.002, 0.004)
 _BUSY_CODES = (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
@@ -93,33 +98,39 @@ class SqliteDb:
     async def op(self, fn: Callable[[], Coroutine[Any, Any, T]], *, fast: bool = True) -> T:
         """Run ``fn`` (which uses the statement methods below) fast if it can, else on the thread."""
         if fast and not _ON_SLOW.get():
-            before = self._conn(False).total_changes
-            coro = fn()
-            try:
-                coro.send(None)
-            except StopIteration as done:
-                if self._conn(False).total_changes != before:
-                    self._wrote()
-                return done.value  # type: ignore[no-any-return]
-            except _Busy:
-                con = self._conn(False)
-                if con.in_transaction:
-                    con.execute("ROLLBACK")  # nothing of this attempt stays
-                elif con.total_changes != before:
-                    # A statement committed before the lock was met: running it all again could apply
-                    # it twice. Operations are one statement or one transaction, so this is a bug.
-                    raise RuntimeError(
-                        "a catalog operation met a lock after committing on the fast path"
-                    ) from None
-            else:
-                coro.close()
-                raise RuntimeError("a catalog operation suspended on the event-loop connection")
+            for pause in FAST_RETRIES:
+                done, value = self._attempt_fast(fn)
+                if done:
+                    return value  # type: ignore[return-value]
+                await asyncio.sleep(pause)  # another writer holds the lock for ~0.1 ms: let it finish
         async with self._lock:
             token = _ON_SLOW.set(True)
             try:
                 return await fn()
             finally:
                 _ON_SLOW.reset(token)
+
+    def _attempt_fast(self, fn: Callable[[], Coroutine[Any, Any, T]]) -> tuple[bool, T | None]:
+        """(True, result), or (False, None) when a lock was met and nothing was applied."""
+        con = self._conn(False)
+        before = con.total_changes
+        coro = fn()
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            if con.total_changes != before:
+                self._wrote()
+            return True, done.value
+        except _Busy:
+            if con.in_transaction:
+                con.execute("ROLLBACK")  # nothing of this attempt stays
+            elif con.total_changes != before:
+                # A statement committed before the lock was met: running it all again could apply
+                # it twice. Operations are one statement or one transaction, so this is a bug.
+                raise RuntimeError("catalog operation met a lock after a fast-path commit") from None
+            return False, None
+        coro.close()
+        raise RuntimeError("a catalog operation suspended on the event-loop connection")
 
     def _conn(self, slow: bool) -> sqlite3.Connection:
         con = self._slow if slow else self._fast
