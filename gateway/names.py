@@ -7,6 +7,7 @@ header or climb a directory is refused at the door rather than escaped at every 
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import re
 import unicodedata
@@ -66,6 +67,7 @@ def guess_content_type(name: str) -> str:
     return guessed or "application/octet-stream"
 
 
+@functools.lru_cache(maxsize=4096)  # pure, and built for every download of the same few names
 def content_disposition(name: str, disposition: str = "attachment") -> str:
     """RFC 6266 header with an ASCII fallback and an RFC 8187 UTF-8 form, safe for any stored name."""
     fallback = (

@@ -27,6 +27,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self._per_request: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._in_flight: dict[str, Gauge] = {}
         self.requests = Counter(
             "gateway_requests", "HTTP requests by route and status", ["route", "method", "status"], registry=r
         )
@@ -69,6 +70,13 @@ class Metrics:
         self.token_claims = Counter(
             "gateway_token_claims", "share-link downloads granted or refused", ["result"], registry=r
         )
+
+    def transfers(self, kind: str) -> Gauge:
+        """The in-flight gauge's child for ``kind`` (kept, like the per-request children below)."""
+        child = self._in_flight.get(kind)
+        if child is None:
+            child = self._in_flight[kind] = self.in_flight.labels(kind)
+        return child
 
     def count_request(self, route: str, method: str, status: int, elapsed: float) -> None:
         """One finished request. The labelled children are kept: ``labels()`` costs more than ``inc()``."""

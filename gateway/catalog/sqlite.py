@@ -47,6 +47,20 @@ _CLAIM = (
 F = TypeVar("F", bound=Callable[..., Coroutine[Any, Any, Any]])
 
 
+# Decoding a row (JSON, then the record) is most of a point read's cost, and the rows read most (an asset
+# being downloaded, a link being used) repeat. A row is its own key: any change to it (a new version, a
+# counted download, a revocation) is a different row, and the records are frozen, so this never serves
+# stale data; it only skips decoding the same bytes twice.
+@functools.lru_cache(maxsize=1024)  # rows are a few KiB at most: a few MiB of memory at worst
+def _asset_of(row: tuple[Any, ...]) -> Asset:
+    return it.asset_from(SqliteCatalog._decode(row))
+
+
+@functools.lru_cache(maxsize=1024)
+def _token_of(row: tuple[Any, ...]) -> Token:
+    return it.token_from(SqliteCatalog._decode(row))
+
+
 class _HasDb(Protocol):
     db: SqliteDb
 
@@ -149,15 +163,18 @@ class SqliteCatalog:
         return item
 
     async def _get(self, pk: str, sk: str) -> it.Item | None:
+        row = await self._row(pk, sk)
+        return None if row is None else self._decode(row)
+
+    async def _row(self, pk: str, sk: str) -> tuple[Any, ...] | None:
         try:
-            row = await self.db.fetchone(
+            return await self.db.fetchone(
                 "SELECT pk, sk, data, expires_at, downloads, max_downloads, revoked "
                 "FROM items WHERE pk = ? AND sk = ?",
                 (pk, sk),
             )
         except sqlite3.Error as exc:
             raise CatalogError(f"catalog read failed: {exc}") from exc
-        return None if row is None else self._decode(tuple(row))
 
     async def _query(self, pk: str, sk_prefix: str = "") -> list[it.Item]:
         try:
@@ -205,8 +222,8 @@ class SqliteCatalog:
 
     @operation
     async def get_asset(self, asset_id: str) -> Asset | None:
-        item = await self._get(it.asset_pk(asset_id), it.META)
-        return None if item is None else it.asset_from(item)
+        row = await self._row(it.asset_pk(asset_id), it.META)
+        return None if row is None else _asset_of(row)
 
     @operation
     async def get_version(self, asset_id: str, version: int) -> Version | None:
@@ -259,8 +276,8 @@ class SqliteCatalog:
 
     @operation
     async def get_token(self, token_hash: str) -> Token | None:
-        item = await self._get(it.token_pk(token_hash), it.TOKEN_SK)
-        return None if item is None else it.token_from(item)
+        row = await self._row(it.token_pk(token_hash), it.TOKEN_SK)
+        return None if row is None else _token_of(row)
 
     @operation
     async def claim_download(self, token_hash: str, now: float) -> Token | None:

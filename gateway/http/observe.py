@@ -57,7 +57,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
             headers={hdrs.CONNECTION: "close", hdrs.RETRY_AFTER: "1"},
         )
     if kind:
-        metrics.in_flight.labels(kind).inc()
+        metrics.transfers(kind).inc()
     inflight.enter()
     start = time.perf_counter()
     status = 500
@@ -78,7 +78,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         inflight.leave()
         elapsed = time.perf_counter() - start
         if kind:
-            metrics.in_flight.labels(kind).dec()
+            metrics.transfers(kind).dec()
         metrics.count_request(name, request.method, status, elapsed)
         if name == "token-download" and request.method == hdrs.METH_GET:
             if status in (200, 206, 302):
