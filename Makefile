@@ -42,7 +42,8 @@ test-real: $(STAMP) $(JS)
 # big transfers per backend pair.
 bench: $(STAMP)
 	command -v wrk >/dev/null && test -x /usr/sbin/nginx || apt-get install -y -q wrk nginx-light
-	$(BIN)/python benchmarks/requests.py
+	$(BIN)/python benchmarks/per_request.py
+	$(BIN)/python benchmarks/link_calls.py --pairs moto
 	$(BIN)/python benchmarks/stream.py --size-mib 2048 --pairs local,moto
 
 # tus uploads side by side with the official Node server (@tus/server from npm), same file and client.
@@ -55,9 +56,11 @@ bench-tus: $(STAMP) $(JS) $(BENCH_JS)
 	cd benchmarks && ../$(BIN)/python tus.py --size-mib 2048
 
 bench-real: $(STAMP)
+	command -v wrk >/dev/null || apt-get install -y -q wrk
 	bash scripts/real-lane.sh install
 	bash scripts/real-lane.sh run -- sh -c '$(BIN)/python benchmarks/stream.py --size-mib 1024 --pairs real \
-	  && $(BIN)/python benchmarks/load.py --pairs real'
+	  && $(BIN)/python benchmarks/load.py --pairs real && $(BIN)/python benchmarks/link_calls.py --pairs real \
+	  && $(BIN)/python benchmarks/zip.py --pairs real'
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
