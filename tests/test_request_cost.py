@@ -289,3 +289,18 @@ async def test_a_zip_abandoned_midway_closes_every_member_opened_ahead(
             break
         await asyncio.sleep(0.05)
     assert open_blobs() == []
+
+
+async def test_an_in_memory_catalog_is_one_database_for_both_connections() -> None:
+    """`sqlite://` (no path) is in memory: what the thread's connection writes, the loop's reads."""
+    from gateway.catalog import items as it
+    from gateway.catalog.sqlite import SqliteCatalog
+
+    catalog = SqliteCatalog(":memory:")
+    await catalog.start()
+    try:
+        secret = await catalog.shared_secret("probe")  # written on the thread's connection
+        item = await catalog.db.op(lambda: catalog._get(it.CONFIG_PK, it.secret_sk("probe")))  # read fast
+        assert item is not None and bytes.fromhex(item["value"]) == secret
+    finally:
+        await catalog.close()

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,7 +60,13 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 
 def _connect(path: str, busy_ms: int, autocheckpoint: int) -> sqlite3.Connection:
-    con = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_ms / 1000)
+    con = sqlite3.connect(
+        path,
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=busy_ms / 1000,
+        uri=path.startswith("file:"),
+    )
     con.execute("PRAGMA journal_mode=WAL")
     con.execute("PRAGMA synchronous=NORMAL")
     con.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
@@ -69,7 +76,11 @@ def _connect(path: str, busy_ms: int, autocheckpoint: int) -> sqlite3.Connection
 
 class SqliteDb:
     def __init__(self, path: str) -> None:
-        self.path = path
+        # ":memory:" would give each connection a database of its own; a named shared-cache memory
+        # database is one database for both (it lives while either connection is open).
+        self.path = (
+            f"file:gateway-{secrets.token_hex(8)}?mode=memory&cache=shared" if path == ":memory:" else path
+        )
         self._fast: sqlite3.Connection | None = None
         self._slow: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
