@@ -80,6 +80,8 @@ class Supervisor:
         status = 0
         try:
             for slot in range(self.count):
+                if self.stopping:  # a signal during start-up: start no more
+                    break
                 self._spawn(slot)
             log.info(
                 "workers started",
