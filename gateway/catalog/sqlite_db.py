@@ -21,7 +21,8 @@ An operation on the fast path must not suspend (it runs start to finish in one `
 did, that is a bug, and it fails loudly rather than interleaving with another operation's transaction.
 
 The fast connection never checkpoints inside a request (``wal_autocheckpoint = 0``, a checkpoint fsyncs
-the database): every ``CHECKPOINT_EVERY`` fast writes a passive checkpoint is run on the thread instead.
+the database): every ``CHECKPOINT_EVERY`` fast writes a RESTART checkpoint runs on the thread instead,
+which keeps the write-ahead log from growing (reads go on meanwhile; writes wait for it).
 """
 
 from __future__ import annotations
@@ -153,12 +154,22 @@ class SqliteDb:
         self._fast_writes += 1
         if self._fast_writes >= CHECKPOINT_EVERY and (self._checkpoint is None or self._checkpoint.done()):
             self._fast_writes = 0
-            loop = asyncio.get_running_loop()
-            self._checkpoint = loop.run_in_executor(self._thread, self._passive_checkpoint)
+            self._checkpoint = asyncio.ensure_future(self._checkpoint_wal())
 
-    def _passive_checkpoint(self) -> None:
-        with contextlib.suppress(sqlite3.Error):
-            self._conn(True).execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    async def _checkpoint_wal(self) -> None:
+        """On the thread's connection, between its operations (never inside one's transaction).
+
+        RESTART, not PASSIVE: a passive checkpoint racing the loop's writes never finds the log fully
+        copied when the next write starts, so the log is never reused and grows without end (measured:
+        +13 KiB per write). RESTART holds off writers for the copy (fast writes meet the lock, retry,
+        and queue behind this on the thread), then the next write starts the log from its beginning."""
+
+        def run() -> None:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn(True).execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+
+        async with self._lock:
+            await asyncio.get_running_loop().run_in_executor(self._thread, run)
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if _ON_SLOW.get():
