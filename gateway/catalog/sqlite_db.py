@@ -114,7 +114,11 @@ class SqliteDb:
                 done, value = self._attempt_fast(fn)
                 if done:
                     return value  # type: ignore[return-value]
-                await asyncio.sleep(pause)  # another writer holds the lock for ~0.1 ms: let it finish
+                running = self._checkpoint
+                if running is not None and not running.done():
+                    await asyncio.shield(running)  # our own checkpoint holds writers off: wait it out
+                else:
+                    await asyncio.sleep(pause)  # another writer holds the lock for ~0.1 ms
         async with self._lock:
             token = _ON_SLOW.set(True)
             try:
