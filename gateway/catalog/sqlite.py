@@ -13,7 +13,7 @@ transaction, or reads only -- several transactions in one operation (bundles of 
 sweeps) run on the thread directly.
 
 Why one module over 350 lines: like the DynamoDB adapter, it is one engine's translation of all three
-catalog ports, sharing one connection, one lock, one encoding and one transaction helper.
+catalog ports, sharing one pair of connections (sqlite_db.py), one encoding and one transaction helper.
 """
 
 from __future__ import annotations
