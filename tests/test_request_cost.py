@@ -326,3 +326,33 @@ async def test_the_write_ahead_log_stays_bounded_under_steady_writes(tmp_path: P
         assert (tmp_path / "catalog.db-wal").stat().st_size < 15 * MiB
     finally:
         await catalog.close()
+
+
+async def test_download_history_never_holds_more_than_its_bound(caplog: pytest.LogCaptureFixture) -> None:
+    """A catalog that stops answering: entries beyond MAX_PENDING are dropped and reported, not queued."""
+    import time
+
+    from gateway.records import DownloadRecord
+    from gateway.service import download_history as dh
+
+    release = asyncio.Event()
+    written: list[int] = []
+
+    class StuckCatalog:
+        async def record_downloads(self, records: list[DownloadRecord]) -> None:
+            await release.wait()
+            written.append(len(records))
+
+    history = dh.DownloadHistory(StuckCatalog(), interval=0.01)  # type: ignore[arg-type]
+    record = DownloadRecord("ab" * 32, time.time(), 1, 200, "c", int(time.time()) + 60)
+    for _ in range(dh.BATCH):  # the first batch goes out and hangs in the catalog
+        history.add(record)
+    await asyncio.sleep(0.05)
+    for _ in range(dh.MAX_PENDING + 25):
+        history.add(record)
+    assert history.dropped == 25
+    release.set()
+    with caplog.at_level("WARNING", logger="gateway.service"):
+        await history.close()
+    assert sum(written) == dh.BATCH + dh.MAX_PENDING
+    assert "dropped 25 link download history entries" in caplog.text

@@ -45,6 +45,20 @@ async def patch(client: Any, url: str, offset: int, data: Any, **headers: str) -
     return await client.patch(url, data=data, headers=OCTETS | {"Upload-Offset": str(offset)} | headers)
 
 
+async def raw_patch(
+    client: Any, url: str, length: int, first: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A raw-socket PATCH from offset 0 announcing ``length`` bytes; only ``first`` is sent."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    head = (
+        f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
+        f"Content-Type: application/offset+octet-stream\r\nContent-Length: {length}\r\n\r\n"
+    )
+    writer.write(head.encode() + first)
+    await writer.drain()
+    return reader, writer
+
+
 async def offset_of(client: Any, url: str) -> int:
     resp = await client.head(url, headers=TUS)
     assert resp.status == 200
@@ -219,13 +233,7 @@ async def test_a_broken_patch_keeps_what_arrived(client: Any) -> None:
     url = await create(client, len(data), filename="broken.bin")
 
     # A client that announces the whole rest, sends part of it, and drops the connection.
-    _reader, writer = await asyncio.open_connection(client.host, client.port)
-    head = (
-        f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
-        f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
-    )
-    writer.write(head.encode() + data[: MiB + 300_000])
-    await writer.drain()
+    _reader, writer = await raw_patch(client, url, len(data), data[: MiB + 300_000])
     await asyncio.sleep(0.3)
     writer.transport.abort()
     for _ in range(100):  # the server notices the broken body and checkpoints what it got
@@ -417,13 +425,7 @@ async def test_a_stalled_patch_is_cut_off_and_keeps_what_arrived(
     client = await make_client(settings_factory(body_idle_timeout=0.5))
     data = os.urandom(2 * MiB)
     url = await create(client, len(data), filename="slow.bin")
-    reader, writer = await asyncio.open_connection(client.host, client.port)
-    head = (
-        f"PATCH {url} HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\n"
-        f"Content-Type: application/offset+octet-stream\r\nContent-Length: {len(data)}\r\n\r\n"
-    )
-    writer.write(head.encode() + data[:300_000])  # then nothing: the client stalls
-    await writer.drain()
+    reader, writer = await raw_patch(client, url, len(data), data[:300_000])  # then nothing: it stalls
     status_line = await asyncio.wait_for(reader.readline(), timeout=10)
     assert b" 408 " in status_line
     writer.close()

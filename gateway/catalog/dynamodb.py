@@ -33,6 +33,7 @@ from gateway.ports import CatalogLimits, UploadLinks, UploadSessions
 from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
 
 TTL_ATTRIBUTE = "expires_at"
+BATCH_WRITE_ROUNDS = 8  # BatchWriteItem rounds for items DynamoDB leaves unprocessed (backoff up to 2 s)
 
 _ser = TypeSerializer()
 _deser = TypeDeserializer()
@@ -441,16 +442,20 @@ class DynamoCatalog:
         )
 
     async def _batch_write(self, requests: Sequence[dict[str, Any]]) -> None:
-        """BatchWriteItem, 25 at a time; what DynamoDB leaves unprocessed is sent again after a backoff."""
+        """BatchWriteItem, 25 at a time; what DynamoDB leaves unprocessed is sent again after a backoff,
+        ``BATCH_WRITE_ROUNDS`` times at most (then a CatalogError rather than a loop without end)."""
         for start in range(0, len(requests), 25):
             pending: dict[str, Any] = {self.table: list(requests[start : start + 25])}
             delay = 0.05
-            while pending:
+            for _ in range(BATCH_WRITE_ROUNDS):
                 resp = await self._call("batch_write_item", RequestItems=pending)
                 pending = resp.get("UnprocessedItems") or {}
-                if pending:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
+                if not pending:
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            else:
+                raise CatalogError("catalog batch write left items unprocessed (throttled)")
 
     async def _transact(self, actions: list[dict[str, Any]]) -> bool:
         """TransactWriteItems; False when a condition failed (someone else changed it first).

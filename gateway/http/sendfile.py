@@ -50,8 +50,7 @@ async def send_buffered(
         await resp.write_eof()
         return resp
     finally:
-        if on_end is not None:
-            await asyncio.shield(on_end(sent))
+        await settle(on_end, sent)
 
 
 async def send_file(
@@ -86,15 +85,29 @@ async def send_file(
             return resp
         finally:
             request.app[METRICS].bytes_out.inc(sent)
-        if sent != length:
-            log.error("%s: storage ended after %d of %d bytes", what, sent, length)
-            abort(request)
-            return resp
-        await resp.write_eof()
-        return resp
+        return await end_body(request, resp, sent, length, what)
     finally:
-        if settled_here and on_end is not None:
-            await asyncio.shield(on_end(sent))
+        if settled_here:
+            await settle(on_end, sent)
+
+
+async def end_body(
+    request: web.Request, resp: web.StreamResponse, sent: int, length: int, what: str
+) -> web.StreamResponse:
+    """After the last byte: a body shorter than announced is never ended cleanly (the connection is
+    aborted, so the client sees a truncated transfer), a complete one is."""
+    if sent != length:
+        log.error("%s: storage ended after %d of %d bytes", what, sent, length)
+        abort(request)
+        return resp
+    await resp.write_eof()
+    return resp
+
+
+async def settle(on_end: Callable[[int], Awaitable[None]] | None, sent: int) -> None:
+    """Run a response's ``on_end(sent)`` however it ended, shielded from the handler's cancellation."""
+    if on_end is not None:
+        await asyncio.shield(on_end(sent))
 
 
 def abort(request: web.Request) -> None:

@@ -26,7 +26,7 @@ from aiohttp import hdrs, web
 
 from gateway.http.keys import METRICS
 from gateway.http.ranges import http_date, if_range_allows, not_modified, parse_range
-from gateway.http.sendfile import SMALL_BODY, abort, read_small, send_buffered, send_file
+from gateway.http.sendfile import SMALL_BODY, abort, end_body, read_small, send_buffered, send_file, settle
 from gateway.ports import BlobReader
 from gateway.records import Token
 from gateway.service.tokens import Admission, Tokens
@@ -143,22 +143,22 @@ async def serve(
                 await asyncio.shield(link.tokens.undo(admission))
             raise
 
-        settle: Callable[[int], Awaitable[None]] | None = None
+        on_end: Callable[[int], Awaitable[None]] | None = None
         if link is not None and admission is not None:
             counted_link, counted = link, admission
 
-            async def settle(sent: int) -> None:
+            async def on_end(sent: int) -> None:
                 await counted_link.tokens.settle(counted, sent, planned.status)
 
         if isinstance(resp, web.Response):
-            return await send_buffered(request, resp, on_end=settle)
+            return await send_buffered(request, resp, on_end=on_end)
         if source is not None:
             sent = await send_file(
-                request, resp, source, planned.offset, planned.length, rep.what, on_end=settle
+                request, resp, source, planned.offset, planned.length, rep.what, on_end=on_end
             )
             if sent is not None:
                 return sent
-        return await send_body(request, resp, aiter(reader), planned.length, rep.what, on_end=settle)
+        return await send_body(request, resp, aiter(reader), planned.length, rep.what, on_end=on_end)
     finally:
         await reader.aclose()
 
@@ -214,12 +214,6 @@ async def send_body(
             return resp
         finally:
             await ahead.aclose()
-        if sent != length:
-            log.error("%s: storage ended after %d of %d bytes", what, sent, length)
-            abort(request)
-            return resp
-        await resp.write_eof()
-        return resp
+        return await end_body(request, resp, sent, length, what)
     finally:
-        if on_end is not None:
-            await asyncio.shield(on_end(sent))
+        await settle(on_end, sent)

@@ -46,6 +46,11 @@ class DownloadHistory:
     async def _write_soon(self, delay: float | None = None) -> None:
         await asyncio.sleep(self.interval if delay is None else delay)
         while self._pending:
+            if self.dropped:
+                log.warning(
+                    "dropped %d link download history entries (the catalog fell behind)", self.dropped
+                )
+                self.dropped = 0
             batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
             try:
                 await self.catalog.record_downloads(batch)
