@@ -39,22 +39,32 @@ def wait_for(predicate: object, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
-def get(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return int(resp.status)
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return int(resp.status) == 200
+    except OSError:
+        return False
+
+
+def listening(log: Path) -> int:
+    """Workers that have started serving (each logs 'listening' once it accepts connections)."""
+    return log.read_text().count('"msg": "listening"')
 
 
 def test_supervisor_replaces_a_dead_worker_and_stops_the_group(tmp_path: Path) -> None:
+    log = tmp_path / "server.log"
     with running_gateway(tmp_path, {"GATEWAY_AUTO_INIT": "true", "GATEWAY_WORKERS": "2"}) as base:
         supervisor = base.proc.pid
-        wait_for(lambda: len(children(supervisor)) == 2)
+        wait_for(lambda: len(children(supervisor)) == 2 and listening(log) == 2)
         first = children(supervisor)
         victim = min(first)
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: victim not in children(supervisor) and len(children(supervisor)) == 2)
         replacement = children(supervisor) - first
         assert len(replacement) == 1
-        wait_for(lambda: all(get(f"{base}/healthcheck") == 200 for _ in range(10)))
+        wait_for(lambda: listening(log) == 3)  # the replacement serves too
+        assert all(healthy(f"{base}/healthcheck") for _ in range(10))
         workers = children(supervisor)
         base.proc.send_signal(signal.SIGTERM)
         assert base.proc.wait(timeout=30) == 0
