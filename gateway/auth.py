@@ -26,6 +26,7 @@ import jwt
 
 from gateway.config import Settings
 from gateway.errors import Unauthorized
+from gateway.topology import NAME
 
 OPEN_OWNER = "public"  # the principal of every request in open mode
 KEY_PREFIX = "gw_"
@@ -36,6 +37,11 @@ class Principal:
     id: str
     authenticated: bool
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Storage placement carried by a JWT's claims (GATEWAY_JWT_TENANT_CLAIM, …); config entries for the
+    # principal id are applied by service/placement.py.
+    tenant: str | None = None
+    profile: str | None = None
+    region: str | None = None
 
 
 OPEN = Principal(id=OPEN_OWNER, authenticated=False)
@@ -139,4 +145,21 @@ class Authenticator:
             raise Unauthorized("invalid credentials")
         metadata = {c: claims[c] for c in s.jwt_metadata_claims if c in claims}
         json.dumps(metadata)  # claims came from JSON; keep it that way
-        return Principal(id=self._owner(f"jwt:{iss}:{sub}"), authenticated=True, metadata=metadata)
+        return Principal(
+            id=self._owner(f"jwt:{iss}:{sub}"),
+            authenticated=True,
+            metadata=metadata,
+            tenant=_claim(claims, s.jwt_tenant_claim),
+            profile=_claim(claims, s.jwt_profile_claim),
+            region=_claim(claims, s.jwt_region_claim),
+        )
+
+
+def _claim(claims: dict[str, Any], name: str | None) -> str | None:
+    """A placement claim: absent is None; present, it must be a plain name (it becomes part of keys)."""
+    if name is None or claims.get(name) is None:
+        return None
+    value = claims[name]
+    if not isinstance(value, str) or not NAME.match(value):
+        raise Unauthorized("invalid credentials")
+    return value

@@ -8,43 +8,40 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from gateway.catalog import catalog_from_settings
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.gc import GcReport, collect
 from gateway.observability import configure_logging
-from gateway.ports import BlobStore, Catalog
 from gateway.service.context import Backends
-from gateway.storage import blob_store_from_settings
+from gateway.storage.registry import open_storages
 from gateway.workers import WORKER_FLAG, Supervisor
 
 
 @asynccontextmanager
-async def opened(settings: Settings) -> AsyncIterator[tuple[BlobStore, Catalog]]:
-    """Both backends, started, for one-shot commands (the server does this in its cleanup_ctx)."""
-    store = blob_store_from_settings(settings)
-    catalog = catalog_from_settings(settings)
-    await store.start()
-    try:
+async def opened(settings: Settings, *, init: bool = False) -> AsyncIterator[Backends]:
+    """Every storage and the catalog, started, for one-shot commands (the server: its cleanup_ctx)."""
+    async with AsyncExitStack() as stack:
+        if init:
+            settings = settings.model_copy(update={"auto_init": True})
+        storages = await open_storages(settings, stack)
+        catalog = catalog_from_settings(settings)
         await catalog.start()
-        try:
-            yield store, catalog
-        finally:
-            await catalog.close()
-    finally:
-        await store.close()
+        stack.push_async_callback(catalog.close)
+        if init:
+            await catalog.init()
+        yield Backends.compose(storages, catalog, settings)
 
 
 async def _init(settings: Settings) -> None:
-    async with opened(settings) as (store, catalog):
-        await store.init()
-        await catalog.init()
+    async with opened(settings, init=True):
+        pass
 
 
 async def _gc(settings: Settings, grace: float) -> GcReport:
-    async with opened(settings) as (store, catalog):
-        return await collect(Backends.compose(store, catalog, settings), grace=grace)
+    async with opened(settings) as backends:
+        return await collect(backends, grace=grace)
 
 
 def _healthcheck(settings: Settings) -> int:

@@ -22,6 +22,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gateway.topology import PrincipalSpec, ProfileSpec, StorageSpec, TenantSpec, validate_topology
+
 StrList = Annotated[list[str], NoDecode]
 
 MiB = 1024 * 1024
@@ -162,6 +164,24 @@ class Settings(BaseSettings):
         default=False, description="Create bucket/table on start (the embedded backends always do)."
     )
 
+    # -- storage topology (gateway/topology.py, docs/storage-topology.md); usually in the TOML file --
+    storages: dict[str, StorageSpec] = Field(
+        default={}, description="Named storages; none: GATEWAY_STORAGE_URL is the storage 'default'."
+    )
+    default_storage: str = Field(default="default", description="Where versions without a storage live.")
+    profiles: dict[str, ProfileSpec] = Field(default={}, description="Profiles: purposes (× regions).")
+    default_profile: str = "default"
+    default_purpose: str = "general"
+    tenants: dict[str, TenantSpec] = Field(default={}, description="Tenants: own storage and/or prefix.")
+    principals: dict[str, PrincipalSpec] = Field(
+        default={}, description="Per principal id ('key:alice', 'jwt:iss:sub'): tenant, profile, region."
+    )
+    jwt_tenant_claim: str | None = Field(default=None, description="JWT claim naming the caller's tenant.")
+    jwt_profile_claim: str | None = None
+    jwt_region_claim: str | None = None
+    quota_max_bytes: int | None = Field(default=None, ge=0, description="Default stored bytes per owner.")
+    quota_max_assets: int | None = Field(default=None, ge=0, description="Default assets per owner.")
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -236,6 +256,15 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.default_token_expiry > self.max_token_expiry:
             raise ValueError("default_token_expiry must not exceed max_token_expiry")
+        validate_topology(
+            self.storages,
+            self.profiles,
+            self.tenants,
+            self.principals,
+            self.default_storage,
+            self.default_profile,
+            self.default_purpose,
+        )
         verifiers = [self.jwt_secret, self.jwt_public_key_file, self.jwt_jwks_file]
         if any(v is not None for v in verifiers):
             algs = {a.upper() for a in self.jwt_algorithms}
@@ -267,13 +296,20 @@ class Settings(BaseSettings):
         from urllib.parse import urlsplit, urlunsplit
 
         out = self.model_dump()
-        for key in ("storage_url", "catalog_url"):
-            parts = urlsplit(out[key])
+
+        def strip(url: str) -> str:
+            parts = urlsplit(url)
             if parts.username or parts.password:
                 host = parts.hostname or ""
                 if parts.port:
                     host = f"{host}:{parts.port}"
-                out[key] = urlunsplit(parts._replace(netloc=host))
+                return urlunsplit(parts._replace(netloc=host))
+            return url
+
+        for key in ("storage_url", "catalog_url"):
+            out[key] = strip(out[key])
+        for spec in out["storages"].values():
+            spec["url"] = strip(spec["url"])
         return out
 
 

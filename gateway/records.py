@@ -34,6 +34,31 @@ class Version:
     blob_key: str
     created: float
     content_type: str
+    storage: str = ""  # the named storage holding the blob ("": the default storage)
+    shared: str = ""  # content-addressed: the blob's reference-counted catalog entry (service/dedup.py)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an upload's bytes go and whose quota they count against (``service/placement.py``).
+
+    ``prefix`` is the tenant's key prefix inside ``storage`` ('' or ending in '/'); ``scope`` is the
+    boundary of quotas and of content deduplication: ``tenant:<name>`` or ``owner:<principal>``.
+    """
+
+    storage: str
+    prefix: str = ""
+    scope: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"storage": self.storage, "prefix": self.prefix, "scope": self.scope}
+
+    @classmethod
+    def of(cls, data: dict[str, Any] | None, owner: str) -> Placement:
+        """From a stored dict; records written before placements existed: default storage, owner scope."""
+        if not data:
+            return cls(storage="", prefix="", scope=f"owner:{owner}")
+        return cls(storage=str(data["storage"]), prefix=str(data["prefix"]), scope=str(data["scope"]))
 
 
 @dataclass(frozen=True)
@@ -135,6 +160,7 @@ class UploadSession:
     retention: int | None = None  # seconds the asset lives, from `expires`
     link: str = ""  # the upload link it came through (the link's token hash), if any
     max_size: int | None = None  # a limit tighter than the deployment's (the link's)
+    placement: dict[str, str] | None = None  # Placement.as_dict(): storage, key prefix, quota scope
 
     @property
     def finished(self) -> bool:
@@ -159,3 +185,4 @@ class UploadLink:
     label: str = ""
     share: dict[str, Any] | None = None  # a TokenRequest's fields: each upload gets such a share link
     revoked: bool = False
+    placement: dict[str, str] | None = None  # where uploads through it go (its creator's placement)

@@ -109,6 +109,8 @@ def version_fields(v: Version) -> Item:
         "blob_key": v.blob_key,
         "created": v.created,
         "content_type": v.content_type,
+        **({"storage": v.storage} if v.storage else {}),
+        **({"shared": v.shared} if v.shared else {}),
     }
 
 
@@ -132,6 +134,8 @@ def version_from(item: Item) -> Version:
         blob_key=item["blob_key"],
         created=float(item["created"]),
         content_type=item["content_type"],
+        storage=str(item.get("storage", "")),
+        shared=str(item.get("shared", "")),
     )
 
 

@@ -45,7 +45,7 @@ def link_item(link: UploadLink) -> Item:
         "content_types": list(link.content_types),
         "label": link.label,
     }
-    for name in ("max_uploads", "max_size", "share"):
+    for name in ("max_uploads", "max_size", "share", "placement"):
         if (value := getattr(link, name)) is not None:
             item[name] = value
     return item
@@ -75,4 +75,5 @@ def link_from(item: Item) -> UploadLink:
         label=str(item.get("label", "")),
         share=item.get("share"),
         revoked=bool(item["revoked"]),
+        placement=item.get("placement"),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
 from aiohttp import web
 
@@ -21,7 +22,7 @@ from gateway.observability import Metrics, Timed
 from gateway.ports import BlobStore, Catalog
 from gateway.service import Services
 from gateway.service.context import Backends
-from gateway.storage import blob_store_from_settings
+from gateway.storage.registry import open_storages
 
 
 def create_app(
@@ -47,34 +48,30 @@ def create_app(
     app.on_response_prepare.append(close_if_body_unread)
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
-        blob = store or blob_store_from_settings(settings)
-        cat = catalog or catalog_from_settings(settings)
-        await blob.start()
-        try:
+        async with AsyncExitStack() as stack:
+            storages = await open_storages(
+                settings, stack, injected=store, wrap=lambda s: Timed(s, "storage", metrics)
+            )
+            cat = catalog or catalog_from_settings(settings)
             await cat.start()
+            stack.push_async_callback(cat.close)
+            if settings.auto_init:
+                await cat.init()
+            composed = Backends.compose(
+                storages,
+                Timed(cat, "catalog", metrics),
+                settings,
+                client_secret=await cat.shared_secret("client-id"),
+            )
+            services = Services.of(composed, on_sweep_failure=metrics.sweep_failures.inc)
+            app[SERVICE] = services
+            sweeper = asyncio.create_task(services.retention.sweeper(), name="retention-sweeper")
             try:
-                if settings.auto_init:
-                    await blob.init()
-                    await cat.init()
-                composed = Backends.compose(
-                    Timed(blob, "storage", metrics),
-                    Timed(cat, "catalog", metrics),
-                    settings,
-                    client_secret=await cat.shared_secret("client-id"),
-                )
-                services = Services.of(composed, on_sweep_failure=metrics.sweep_failures.inc)
-                app[SERVICE] = services
-                sweeper = asyncio.create_task(services.retention.sweeper(), name="retention-sweeper")
-                try:
-                    yield
-                finally:
-                    sweeper.cancel()
-                    await asyncio.gather(sweeper, return_exceptions=True)
-                    await services.close()
+                yield
             finally:
-                await cat.close()
-        finally:
-            await blob.close()
+                sweeper.cancel()
+                await asyncio.gather(sweeper, return_exceptions=True)
+                await services.close()
 
     app.cleanup_ctx.append(backends)
     add_routes(app)

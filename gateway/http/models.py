@@ -267,3 +267,6 @@ class ErrorResponse(BaseModel):
 class HealthResponse(BaseModel):
     status: str
     error: str | None = None
+    storages: dict[str, str] | None = Field(
+        default=None, description="With several storages: each one's state, 'ok' or why it is down."
+    )

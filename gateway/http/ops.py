@@ -25,12 +25,18 @@ async def healthcheck(request: web.Request) -> web.Response:
     """Probed at most once per ``health_cache_seconds`` (service/health.py); ``Age``: how old it is."""
     health = await request.app[SERVICE].health.check()
     headers = {hdrs.AGE: str(int(health.age(time.monotonic()))), hdrs.CACHE_CONTROL: "no-store"}
+    storages = None
+    if len(health.storages) > 1:
+        storages = {name: error or "ok" for name, error in health.storages.items()}
     if not health.ok:
-        body = HealthResponse(status="error", error=health.error)
+        body = HealthResponse(status="error", error=health.error, storages=storages)
         return web.Response(
-            status=500, text=body.model_dump_json(), content_type="application/json", headers=headers
+            status=500,
+            text=body.model_dump_json(exclude_none=True),
+            content_type="application/json",
+            headers=headers,
         )
-    body = HealthResponse(status="success")
+    body = HealthResponse(status="success", storages=storages)
     return web.Response(
         text=body.model_dump_json(exclude_none=True), content_type="application/json", headers=headers
     )

@@ -73,7 +73,9 @@ class Services:
             zips=Zips(backends, assets, tokens),
             retention=retention,
             health=HealthProbe(
-                [lambda: backends.store.ping(), lambda: backends.catalog.ping()],  # looked up per probe
+                [lambda: backends.catalog.ping()],  # looked up per probe (tests replace methods)
                 ttl=backends.settings.health_cache_seconds,
+                storages=lambda: backends.storages.ping_each(),
+                critical=backends.storages.default,
             ),
         )

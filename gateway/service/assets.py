@@ -66,7 +66,7 @@ class AssetReader:
         """The version's bytes. A blob the catalog lists but storage lacks is reported without its key
         (keys are internal); callers serving a link turn it into 410."""
         try:
-            return await self.b.store.open(version.blob_key, offset, length)
+            return await self.b.storages.get(version.storage).store.open(version.blob_key, offset, length)
         except NotFound:
             log.warning(
                 "asset %s version %d: content missing from storage", version.asset_id, version.version

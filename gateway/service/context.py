@@ -2,8 +2,9 @@
 
 Like tusd's store composer: which optional capabilities a backend has (presigned URLs, enumerating blobs,
 purging expired items itself) and what limits it imposes (items per catalog transaction) are decided
-here, once, from the adapters. Everything downstream asks ``backends.presigner`` or
+here, once, from the adapters. Everything downstream asks ``backends.storages.get(name).presigner`` or
 ``backends.limits`` instead of ``isinstance`` checks and backend constants scattered through the code.
+Storage capabilities are per storage (``storage/registry.py``): one deployment may mix S3 and files.
 """
 
 from __future__ import annotations
@@ -14,40 +15,39 @@ from dataclasses import dataclass, field
 
 from gateway.config import Settings
 from gateway.ports import (
-    BlobInventory,
     BlobStore,
     Catalog,
     CatalogLimits,
     ExpiredItemPurger,
-    HasResumableWrites,
     HasUploadLinks,
     HasUploadSessions,
-    Presigner,
-    ResumableWrites,
     UploadLinks,
     UploadSessions,
 )
+from gateway.storage.registry import Storages
 
 
 @dataclass
 class Backends:  # mutable only so tests can move the clock
-    store: BlobStore
+    storages: Storages
     catalog: Catalog
     settings: Settings
     limits: CatalogLimits
-    presigner: Presigner | None = None
-    inventory: BlobInventory | None = None
     purger: ExpiredItemPurger | None = None
-    resumable: ResumableWrites | None = None  # tus uploads need both of these
-    sessions: UploadSessions | None = None
+    sessions: UploadSessions | None = None  # tus uploads need this and a storage's resumable writes
     upload_links: UploadLinks | None = None
     clock: Callable[[], float] = field(default=time.time)
     client_secret: bytes = b""  # keys the hashes of client addresses (catalog.shared_secret)
 
+    @property
+    def store(self) -> BlobStore:
+        """The default storage's store (where versions that name no storage live)."""
+        return self.storages.get().store
+
     @classmethod
     def compose(
         cls,
-        store: BlobStore,
+        storages: Storages,
         catalog: Catalog,
         settings: Settings,
         *,
@@ -55,14 +55,11 @@ class Backends:  # mutable only so tests can move the clock
         client_secret: bytes = b"",
     ) -> Backends:
         return cls(
-            store=store,
+            storages=storages,
             catalog=catalog,
             settings=settings,
             limits=catalog.limits,
-            presigner=store if isinstance(store, Presigner) else None,
-            inventory=store if isinstance(store, BlobInventory) else None,
             purger=catalog if isinstance(catalog, ExpiredItemPurger) else None,
-            resumable=store.resumable_writes() if isinstance(store, HasResumableWrites) else None,
             sessions=catalog.upload_sessions() if isinstance(catalog, HasUploadSessions) else None,
             upload_links=catalog.upload_links() if isinstance(catalog, HasUploadLinks) else None,
             clock=clock,

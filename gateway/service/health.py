@@ -6,6 +6,10 @@ latency at scale). Now one probe runs at a time, its result is reused for ``ttl`
 (``GATEWAY_HEALTH_CACHE_SECONDS``, default 2; 0 probes every time), and callers that arrive while a
 probe runs wait for that probe instead of starting their own. The answer says how old it is (``age``,
 sent as the HTTP ``Age`` header), so a poller can tell a fresh result from a reused one.
+
+With several storages each is probed on its own and reported by name: the catalog or the default
+storage down fails the check (most traffic cannot be served); another storage down is reported in
+``storages`` while the check stays up, so one customer's bucket cannot take every node out of rotation.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gateway.errors import GatewayError
 
@@ -25,15 +29,24 @@ class Health:
     ok: bool
     error: str | None
     checked: float  # monotonic time of the probe
+    storages: dict[str, str | None] = field(default_factory=dict)  # name -> None (up) or the reason
 
     def age(self, now: float) -> float:
         return max(0.0, now - self.checked)
 
 
 class HealthProbe:
-    def __init__(self, probes: list[Callable[[], Awaitable[None]]], ttl: float) -> None:
+    def __init__(
+        self,
+        probes: list[Callable[[], Awaitable[None]]],
+        ttl: float,
+        storages: Callable[[], Awaitable[dict[str, str | None]]] | None = None,
+        critical: str = "",
+    ) -> None:
         self.probes = probes
         self.ttl = ttl
+        self.storages = storages
+        self.critical = critical  # the storage whose failure fails the check (the default one)
         self._last: Health | None = None
         self._running: asyncio.Future[Health] | None = None
 
@@ -46,12 +59,23 @@ class HealthProbe:
         return await asyncio.shield(self._running)  # one caller going away does not cancel the probe
 
     async def _probe(self) -> Health:
+        states: dict[str, str | None] = {}
+
+        async def storage_states() -> None:
+            nonlocal states
+            if self.storages is not None:
+                states = await self.storages()
+
         try:
             async with asyncio.timeout(PROBE_TIMEOUT):
-                await asyncio.gather(*(probe() for probe in self.probes))
+                await asyncio.gather(storage_states(), *(probe() for probe in self.probes))
         except (GatewayError, TimeoutError) as exc:
             message = getattr(exc, "message", None) or "storage or catalog timed out"
             self._last = Health(False, message, time.monotonic())
+            return self._last
+        down = states.get(self.critical)
+        if down is not None:
+            self._last = Health(False, down, time.monotonic(), states)
         else:
-            self._last = Health(True, None, time.monotonic())
+            self._last = Health(True, None, time.monotonic(), states)
         return self._last

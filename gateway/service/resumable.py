@@ -43,7 +43,7 @@ from gateway.errors import (
 from gateway.hashing import Digests
 from gateway.names import guess_content_type
 from gateway.ports import Partial, ResumableWrites, UploadSessions
-from gateway.records import Asset, UploadSession, Version
+from gateway.records import Asset, Placement, UploadSession, Version
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
 from gateway.service.params import TokenRequest
@@ -51,6 +51,7 @@ from gateway.service.resumable_body import ChunkChecksum, PatchBody, RunningDige
 from gateway.service.resumable_concat import concatenate
 from gateway.service.tokens import IssuedToken
 from gateway.service.uploads import Staged, Uploads
+from gateway.storage.registry import Storage
 
 log = logging.getLogger("gateway.resumable")
 LEASE_SECONDS = 300  # a PATCH renews it before every storage write, so only a stuck write outlives it
@@ -81,6 +82,7 @@ class NewUpload:
     concat: str = ""
     link: str = ""  # the upload link's token hash: its claim is released if the upload never finishes
     max_size: int | None = None
+    placement: Placement | None = None  # None: the default storage
 
 
 class Resumable:
@@ -90,11 +92,18 @@ class Resumable:
         self.assets = assets
         self._digests = RunningDigests(HASH_CACHE)
 
-    @property
-    def writes(self) -> ResumableWrites:
-        if self.b.resumable is None:
+    def storage(self, session: UploadSession | NewUpload) -> Storage:
+        """The storage the upload writes to (recorded in the session at creation)."""
+        placement = session.placement
+        if isinstance(placement, dict):
+            return self.b.storages.get(placement.get("storage", ""))
+        return self.b.storages.get(placement.storage if placement else "")
+
+    def writes(self, session: UploadSession | NewUpload) -> ResumableWrites:
+        writes = self.storage(session).resumable
+        if writes is None:
             raise NotFound("resumable uploads are not available with this storage", code="not_supported")
-        return self.b.resumable
+        return writes
 
     @property
     def sessions(self) -> UploadSessions:
@@ -116,6 +125,7 @@ class Resumable:
         partial = new.concat == "partial"
         now = self.b.clock()
         metadata = dict(new.metadata)
+        prefix = new.placement.prefix if new.placement else ""
         metadata["filename"] = new.name
         if new.content_type:
             metadata["filetype"] = new.content_type
@@ -125,9 +135,10 @@ class Resumable:
             created=now,
             expires_at=int(now) + self.b.settings.resumable_expiry,
             length=new.length,
-            blob_key=f"uploads/{upload_id}.bin" if partial else f"assets/{asset_id}/tus-{upload_id}",
-            staging_key=f"uploads/{upload_id}.part",
-            part_size=self.writes.part_size_for(new.length),
+            blob_key=prefix
+            + (f"uploads/{upload_id}.bin" if partial else f"assets/{asset_id}/tus-{upload_id}"),
+            staging_key=f"{prefix}uploads/{upload_id}.part",
+            part_size=self.writes(new).part_size_for(new.length),
             asset_id=asset_id,
             metadata=metadata,
             concat=new.concat,
@@ -136,6 +147,7 @@ class Resumable:
             retention=new.retention,
             link=new.link,
             max_size=new.max_size,
+            placement=None if new.placement is None else new.placement.as_dict(),
         )
         await self.sessions.create_upload(session)
         return session
@@ -199,7 +211,7 @@ class Resumable:
         completed = None
         try:
             try:
-                await self.writes.append(
+                await self.writes(cur).append(
                     cur.blob_key,
                     cur.staging_key,
                     cur.part_size,
@@ -269,7 +281,7 @@ class Resumable:
         The caller holds the lease, so no other request completes (or appends to) it meanwhile."""
         cur = session
         if not cur.stored:
-            await self.writes.complete(
+            await self.writes(cur).complete(
                 cur.blob_key, cur.staging_key, cur.part_size, Partial(cur.offset, cur.ref, cur.parts)
             )
             cur = await self.swap(dataclasses.replace(cur, stored=True))
@@ -282,6 +294,7 @@ class Resumable:
             content_type=cur.metadata.get("filetype") or guess_content_type(cur.metadata.get("filename", "")),
             blob_key=cur.blob_key,
             digests=digests,
+            storage=self.storage(cur).name,
         )
         completed = await self.commit(cur, staged)
         cur = await self.swap(dataclasses.replace(cur, done_version=completed.version.version))
@@ -307,7 +320,7 @@ class Resumable:
         running = self._digests.at(session.id, session.offset)
         if running is None:
             running = RunningDigest()
-            reader = await self.b.store.open(session.blob_key)
+            reader = await self.storage(session).store.open(session.blob_key)
             try:
                 async for chunk in reader:
                     running.update(chunk)
@@ -342,9 +355,11 @@ class Resumable:
 
     async def forget(self, session: UploadSession) -> None:
         if session.done_version is None and session.concat != "final":
-            await self.writes.abort(session.blob_key, session.staging_key, Partial(0, session.ref, 0))
+            await self.writes(session).abort(
+                session.blob_key, session.staging_key, Partial(0, session.ref, 0)
+            )
             if session.stored:
-                await self.b.store.delete(session.blob_key)
+                await self.storage(session).store.delete(session.blob_key)
             if session.link and session.concat != "partial" and self.b.upload_links is not None:
                 await self.b.upload_links.release_upload(session.link)  # it never became an upload
         self._digests.drop(session.id)
@@ -352,7 +367,7 @@ class Resumable:
 
     async def sweep_once(self) -> int:
         """Expired uploads: storage reclaimed (multipart aborted, staging deleted), session removed."""
-        if self.b.sessions is None or self.b.resumable is None:
+        if self.b.sessions is None:
             return 0
         now = self.b.clock()
         removed = 0

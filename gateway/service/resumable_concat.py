@@ -36,7 +36,7 @@ async def concatenate(
 
     async def chunks() -> AsyncIterator[bytes]:
         for part in parts:
-            reader = await r.b.store.open(part.blob_key)
+            reader = await r.storage(part).store.open(part.blob_key)
             try:
                 async for chunk in reader:
                     yield chunk
@@ -49,6 +49,7 @@ async def concatenate(
         chunks=chunks(),
         size_hint=total,
         asset_id=session.asset_id,
+        placement=new.placement,
     )
     completed = await r.commit(session, staged)
     session = await r.swap(

@@ -50,7 +50,7 @@ class Retention:
         delete is conditional, so concurrent sweepers cannot fail each other or lose a delete.
         """
         for version in await self.b.catalog.list_versions(asset_id):
-            await self.b.store.delete(version.blob_key)
+            await self.b.storages.get(version.storage).store.delete(version.blob_key)
         return await self.b.catalog.delete_asset(asset_id, due=due)
 
     async def sweep_once(self) -> int:

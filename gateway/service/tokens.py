@@ -224,8 +224,10 @@ class Tokens:
         because whoever holds it can fetch it again until then, past the link's limit or revocation.
         It is signed before the claim, so a count is only spent on a URL that exists; the caller claims.
         """
-        presigner = self.b.presigner
-        if presigner is None or not self.b.settings.redirect_downloads:
+        if not self.b.settings.redirect_downloads:
+            return None
+        presigner = self.b.storages.get(version.storage).presigner  # the version's bucket and region
+        if presigner is None:
             return None
         remaining = token.expires_at - math.ceil(self.b.clock())  # whole seconds: never outlives the token
         return await presigner.presign_get(

@@ -25,7 +25,7 @@ from gateway.errors import CatalogError, GatewayError
 from gateway.hashing import DigestingStream, Digests, Expected
 from gateway.names import guess_content_type, validate_name
 from gateway.ports import CatalogLimits
-from gateway.records import Asset, NewAsset, Version
+from gateway.records import Asset, NewAsset, Placement, Version
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
 from gateway.service.params import TokenRequest
@@ -52,6 +52,7 @@ class Staged:
     content_type: str
     blob_key: str
     digests: Digests
+    storage: str = ""  # the named storage holding blob_key
 
 
 class Uploads:
@@ -74,24 +75,28 @@ class Uploads:
         expected: Expected | None = None,
         asset_id: str | None = None,
         max_size: int | None = None,
+        placement: Placement | None = None,
     ) -> Staged:
         """Store the bytes of a new asset (or, with ``asset_id``, of a new version of that asset).
 
-        Blob keys are ``assets/<asset id>/<random>``: grouped by asset (gc relies on it), and unique per
-        upload so racing writers never overwrite each other before the catalog decides.
+        Blob keys are ``<tenant prefix>assets/<asset id>/<random>``: grouped by asset (gc relies on it),
+        and unique per upload so racing writers never overwrite each other before the catalog decides.
+        ``placement`` (service/placement.py) names the storage; None: the default storage.
         """
         validate_name(name)
         asset_id = asset_id or str(uuid.uuid4())
-        blob_key = f"assets/{asset_id}/{uuid.uuid4().hex}"
+        storage = self.b.storages.get(placement.storage if placement else "")
+        blob_key = f"{placement.prefix if placement else ''}assets/{asset_id}/{uuid.uuid4().hex}"
         limit = self.b.settings.max_upload_size if max_size is None else max_size
         stream = DigestingStream(chunks, max_size=limit, expected=expected)
-        await self.b.store.write(blob_key, stream, size_hint=size_hint)
+        await storage.store.write(blob_key, stream, size_hint=size_hint)
         return Staged(
             asset_id=asset_id,
             name=name,
             content_type=content_type or guess_content_type(name),
             blob_key=blob_key,
             digests=stream.digests(),
+            storage=storage.name,
         )
 
     async def discard(self, staged: Sequence[Staged]) -> None:
@@ -100,7 +105,7 @@ class Uploads:
         async def _drop() -> None:
             for s in staged:
                 with contextlib.suppress(Exception):
-                    await self.b.store.delete(s.blob_key)
+                    await self.b.storages.get(s.storage).store.delete(s.blob_key)
 
         await asyncio.shield(_drop())
 
@@ -139,6 +144,7 @@ class Uploads:
                     blob_key=s.blob_key,
                     created=now,
                     content_type=s.content_type,
+                    storage=s.storage,
                 ),
             )
             for s in staged
@@ -201,6 +207,7 @@ class Uploads:
         retention: int | None = None,
         metadata: dict[str, Any] | None = None,
         max_size: int | None = None,
+        placement: Placement | None = None,
     ) -> tuple[Asset, Version, IssuedToken | None]:
         staged = await self.stage(
             name=name,
@@ -209,6 +216,7 @@ class Uploads:
             size_hint=size_hint,
             expected=expected,
             max_size=max_size,
+            placement=placement,
         )
         [(asset, version)], issued = await self.commit(
             [staged], owner=owner, token=token, retention=retention, metadata=metadata
@@ -224,6 +232,7 @@ class Uploads:
         chunks: AsyncIterator[bytes],
         size_hint: int | None,
         expected: Expected | None,
+        placement: Placement | None = None,
     ) -> tuple[Asset, Version]:
         """Stream a new version; its number is claimed by a conditional catalog write.
 
@@ -238,6 +247,7 @@ class Uploads:
             size_hint=size_hint,
             expected=expected,
             asset_id=asset.id,
+            placement=placement,
         )
         try:
             version = await self.commit_version(asset, staged, owner=owner)
@@ -259,6 +269,7 @@ class Uploads:
                 blob_key=staged.blob_key,
                 created=self.b.clock(),
                 content_type=staged.content_type,
+                storage=staged.storage,
             )
             if await self.b.catalog.add_version(asset, version):
                 return version

@@ -1,4 +1,4 @@
-"""Blob store adapters, chosen by URL scheme (``file://`` or ``s3://``)."""
+"""Blob store adapters, chosen by URL scheme (``file://`` or ``s3://``); one per named storage."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from gateway.config import Settings
 from gateway.ports import BlobStore
+from gateway.topology import StorageSpec
 
 
-def blob_store_from_settings(settings: Settings) -> BlobStore:
-    url = settings.storage_url
+def blob_store_for(url: str, settings: Settings, spec: StorageSpec | None = None) -> BlobStore:
     parts = urlsplit(url)
     if parts.scheme == "file":
         from gateway.storage.filesystem import FilesystemBlobStore
@@ -31,5 +31,12 @@ def blob_store_from_settings(settings: Settings) -> BlobStore:
             max_object_size=settings.max_upload_size,
             chunk_size=settings.read_chunk_size,
             policy=CallPolicy.of(settings),
+            spec=spec,
         )
     raise ValueError(f"unsupported storage URL scheme {parts.scheme!r} (use file:// or s3://)")
+
+
+def blob_store_from_settings(settings: Settings) -> BlobStore:
+    """The default storage's store (the one-URL deployment's only one)."""
+    spec = settings.storages.get(settings.default_storage)
+    return blob_store_for(spec.url if spec else settings.storage_url, settings, spec)

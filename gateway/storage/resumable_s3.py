@@ -80,7 +80,9 @@ class S3ResumableWrites:
             if len(buf) == durable.offset - parts * part_size:
                 return  # nothing new since the last checkpoint
             await checkpoint(durable)
-            await self._s3("put_object", Key=self.store._key(staging), Body=bytes(buf))
+            await self._s3(
+                "put_object", Key=self.store._key(staging), Body=bytes(buf), **self.store.write_args
+            )
             durable = Partial(parts * part_size + len(buf), ref, parts)
             await checkpoint(durable)
 
@@ -89,7 +91,9 @@ class S3ResumableWrites:
                 buf += chunk
                 while len(buf) >= part_size:
                     if not ref:
-                        ref = (await self._s3("create_multipart_upload", Key=s3_key))["UploadId"]
+                        ref = (
+                            await self._s3("create_multipart_upload", Key=s3_key, **self.store.write_args)
+                        )["UploadId"]
                     await checkpoint(Partial(durable.offset, ref, durable.parts))  # lease, and the ref
                     data = bytes(memoryview(buf)[:part_size])
                     await self._s3("upload_part", Key=s3_key, UploadId=ref, PartNumber=parts + 1, Body=data)
@@ -116,7 +120,7 @@ class S3ResumableWrites:
         tail = at.offset - at.parts * part_size
         data = bytes(await self._read_staging(staging, tail)) if tail else b""
         if not at.ref:  # the whole blob is in the staging object: one PutObject
-            await self._s3("put_object", Key=s3_key, Body=data)
+            await self._s3("put_object", Key=s3_key, Body=data, **self.store.write_args)
         else:
             number = at.parts
             if data:

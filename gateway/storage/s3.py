@@ -19,13 +19,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
-import aioboto3
 import aiohttp
 from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from gateway.awsconfig import DEFAULT_POLICY, CallPolicy
 from gateway.errors import NotFound, StorageError
 from gateway.ports import BlobEntry, ResumableWrites, WriteResult
+from gateway.storage.s3_credentials import session_for, write_args
+from gateway.topology import StorageSpec
 
 MiB = 1024 * 1024
 MIN_PART = 5 * MiB
@@ -46,6 +47,7 @@ class S3BlobStore:
         max_object_size: int = 64 * 1024 * MiB,
         chunk_size: int = MiB,
         policy: CallPolicy = DEFAULT_POLICY,
+        spec: StorageSpec | None = None,
     ) -> None:
         if not bucket:
             raise ValueError("S3 storage URL needs a bucket: s3://bucket/prefix")
@@ -58,12 +60,14 @@ class S3BlobStore:
         self.max_object_size = max_object_size
         self.chunk_size = chunk_size
         self.policy = policy
+        self.spec = spec
+        self.write_args = write_args(spec)  # SSE, KMS key, storage class: on every object we create
         self._stack = AsyncExitStack()
         self._client: Any = None
 
     # -- lifecycle -----------------------------------------------------------------------------------
     async def start(self) -> None:
-        session = aioboto3.Session()
+        session = session_for(self.spec, region=self.region, endpoint=self.endpoint_url, policy=self.policy)
         config = self.policy.config(
             max_pool_connections=max(10, self.parts_in_flight * 4),
             signature_version="s3v4",  # also for presigned URLs (SigV2 is deprecated)
@@ -143,7 +147,9 @@ class S3BlobStore:
         async def dispatch(data: bytes) -> None:
             nonlocal upload_id, part_no
             if upload_id is None:
-                resp = await self.client.create_multipart_upload(Bucket=self.bucket, Key=s3_key)
+                resp = await self.client.create_multipart_upload(
+                    Bucket=self.bucket, Key=s3_key, **self.write_args
+                )
                 upload_id = resp["UploadId"]
             await slots.acquire()  # backpressure: no more reading until a part slot is free
             for done in [t for t in tasks if t.done()]:
@@ -164,7 +170,9 @@ class S3BlobStore:
                     del buf[:part_size]
                     await dispatch(data)
             if upload_id is None:
-                resp = await self.client.put_object(Bucket=self.bucket, Key=s3_key, Body=bytes(buf))
+                resp = await self.client.put_object(
+                    Bucket=self.bucket, Key=s3_key, Body=bytes(buf), **self.write_args
+                )
                 return WriteResult(size=size, etag=resp.get("ETag", ""))
             if buf:
                 await dispatch(bytes(buf))
