@@ -1,4 +1,4 @@
-"""``gateway serve`` and ``gateway init``."""
+"""The command line: serve, init, config, gc, healthcheck, keys; storage commands in cli_storage.py."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+from gateway import cli_storage
 from gateway.catalog import catalog_from_settings
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.gc import GcReport, collect
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="print a new API key once, and the line to configure")
     create.add_argument("name", help="the principal (owner) this key authenticates as")
+    cli_storage.add_parsers(sub)
     args = parser.parse_args(argv)
 
     if args.command == "keys":
@@ -117,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config":
         print(json.dumps(settings.redacted(), indent=2))
         return 0
+    if (status := cli_storage.run(args, settings)) is not None:
+        return status
 
     worker = bool(getattr(args, "worker", False))
     if not worker:

@@ -150,8 +150,9 @@ class AssetCatalog(Protocol):
 
     async def list_versions(self, asset_id: str) -> list[Version]: ...
 
-    async def set_crc32(self, asset_id: str, version: int, crc32: int) -> None:
-        """Record a version's CRC-32 when it lacks one (imported data); no-op if the version is gone."""
+    async def set_crc32(self, asset_id: str, version: int, crc32: int, sha256: str | None = None) -> None:
+        """Record a version's CRC-32 (and sha256, for adopted objects) when it lacks them (imported data);
+        no-op if the version is gone."""
 
     async def add_version(self, asset: Asset, version: Version) -> bool:
         """Add ``version`` (= asset.latest_version + 1) if the latest is still ``asset.latest_version``.

@@ -26,6 +26,8 @@ MON_PORT=6789
 # DynamoDB Local refuses access keys with anything but letters and digits (UnrecognizedClientException).
 ACCESS_KEY="gatewayreallane"
 SECRET_KEY="gatewayreallanesecret"
+CUSTOMER_ACCESS_KEY="customerreallane"
+CUSTOMER_SECRET_KEY="customerreallanesecret"
 MEMSTORE_BYTES=$((6 * 1024 * 1024 * 1024))   # RAM the OSD may hold; the load benchmark needs the most
 
 log() { printf '[real-lane] %s\n' "$*" >&2; }
@@ -144,6 +146,10 @@ EOF
   wait_for 90 "radosgw" curl -sf "http://127.0.0.1:$S3_PORT/"
   radosgw-admin user create --uid=gateway --display-name=gateway \
     --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" >/dev/null
+  # A second account: a customer who owns a bucket and grants `gateway` access by bucket policy
+  # (tests/test_storage_topology.py, the onboarding of docs/storage-topology.md).
+  radosgw-admin user create --uid=customer --display-name=customer \
+    --access-key="$CUSTOMER_ACCESS_KEY" --secret-key="$CUSTOMER_SECRET_KEY" >/dev/null
 }
 
 start_dynamodb_local() {
@@ -170,6 +176,7 @@ inside() {  # runs as PID 1 of the private namespaces
   log "Ceph radosgw on 127.0.0.1:$S3_PORT, DynamoDB Local on 127.0.0.1:$DDB_PORT (up in $((SECONDS - t0)) s)"
   export REAL_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" REAL_DYNAMODB_ENDPOINT="http://127.0.0.1:$DDB_PORT"
   export REAL_AWS_ACCESS_KEY_ID="$ACCESS_KEY" REAL_AWS_SECRET_ACCESS_KEY="$SECRET_KEY"
+  export REAL_CUSTOMER_ACCESS_KEY_ID="$CUSTOMER_ACCESS_KEY" REAL_CUSTOMER_SECRET_ACCESS_KEY="$CUSTOMER_SECRET_KEY"
   local rc=0
   "$@" &   # waited on, not run in the foreground: bash runs a trap only between commands
   wait "$!" || rc=$?

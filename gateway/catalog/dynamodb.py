@@ -486,19 +486,20 @@ class DynamoCatalog:
             }
         }
 
-    async def set_crc32(self, asset_id: str, version: int, crc32: int) -> None:
+    async def set_crc32(self, asset_id: str, version: int, crc32: int, sha256: str | None = None) -> None:
+        sha = {":sha": sha256} if sha256 else {}
         await self._conditional(
             Key=_to_wire({"PK": it.asset_pk(asset_id), "SK": it.version_sk(version)}),
-            UpdateExpression="SET crc32 = :crc",
+            UpdateExpression="SET crc32 = :crc" + (", sha256 = :sha" if sha else ""),
             ConditionExpression="attribute_exists(PK)",
-            ExpressionAttributeValues=_to_wire({":crc": crc32}),
+            ExpressionAttributeValues=_to_wire({":crc": crc32} | sha),
         )
         await self._conditional(  # and the asset's copy, if this is still its latest version
             Key=_to_wire({"PK": it.asset_pk(asset_id), "SK": it.META}),
-            UpdateExpression="SET latest.crc32 = :crc",
+            UpdateExpression="SET latest.crc32 = :crc" + (", latest.sha256 = :sha" if sha else ""),
             ConditionExpression="latest.#v = :v",
             ExpressionAttributeNames={"#v": "version"},
-            ExpressionAttributeValues=_to_wire({":crc": crc32, ":v": version}),
+            ExpressionAttributeValues=_to_wire({":crc": crc32, ":v": version} | sha),
         )
 
     async def add_version(self, asset: Asset, version: Version) -> bool:

@@ -462,16 +462,20 @@ class SqliteCatalog:
             raise CatalogError(f"catalog write failed: {exc}") from exc
 
     @operation
-    async def set_crc32(self, asset_id: str, version: int, crc32: int) -> None:
+    async def set_crc32(self, asset_id: str, version: int, crc32: int, sha256: str | None = None) -> None:
+        sha = sha256 or ""
+
         async def body() -> bool:
             await self.db.execute(
-                "UPDATE items SET data = json_set(data, '$.crc32', ?) WHERE pk = ? AND sk = ?",
-                (crc32, it.asset_pk(asset_id), it.version_sk(version)),
+                "UPDATE items SET data = json_set(data, '$.crc32', ?, '$.sha256', "
+                "CASE WHEN ? = '' THEN json_extract(data, '$.sha256') ELSE ? END) WHERE pk = ? AND sk = ?",
+                (crc32, sha, sha, it.asset_pk(asset_id), it.version_sk(version)),
             )
             await self.db.execute(  # and the asset's copy, if this is still its latest version
-                "UPDATE items SET data = json_set(data, '$.latest.crc32', ?) "
+                "UPDATE items SET data = json_set(data, '$.latest.crc32', ?, '$.latest.sha256', "
+                "CASE WHEN ? = '' THEN json_extract(data, '$.latest.sha256') ELSE ? END) "
                 "WHERE pk = ? AND sk = ? AND json_extract(data, '$.latest.version') = ?",
-                (crc32, it.asset_pk(asset_id), it.META, version),
+                (crc32, sha, sha, it.asset_pk(asset_id), it.META, version),
             )
             return True
 

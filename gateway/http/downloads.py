@@ -7,6 +7,7 @@ which owns conditionals, Range, claiming and sending for files and zips alike.
 from __future__ import annotations
 
 import base64
+import hashlib
 
 from aiohttp import hdrs, web
 
@@ -43,7 +44,7 @@ def version_representation(
 
     return Representation(
         size=version.size,
-        etag=f'"{version.sha256}"',
+        etag=etag_of(version),
         mtime=version.created,
         headers={
             hdrs.CONTENT_DISPOSITION: content_disposition(asset.name, disposition),
@@ -52,8 +53,16 @@ def version_representation(
         },
         open=open_window,
         what=f"download of {asset.id}",
-        sha256=bytes.fromhex(version.sha256),
+        sha256=bytes.fromhex(version.sha256) if version.sha256 else None,
     )
+
+
+def etag_of(version: Version) -> str:
+    """The content's sha256; for adopted objects not yet hashed (``gateway adopt``), their identity."""
+    if version.sha256:
+        return f'"{version.sha256}"'
+    ident = f"{version.storage}\n{version.blob_key}\n{version.size}\n{version.created}".encode()
+    return f'"adopted-{hashlib.sha256(ident).hexdigest()[:32]}"'
 
 
 def presented_password(request: web.Request) -> str | None:

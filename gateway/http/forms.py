@@ -19,12 +19,14 @@ from gateway.http.keys import METRICS, SERVICE, SETTINGS, principal
 from gateway.http.models import AssetOut, MultiUploadResponse, TokenOut, UploadResponse
 from gateway.http.uploads import content_type_of, created, link_base_url
 from gateway.names import validate_name
-from gateway.records import UploadLink
+from gateway.records import Placement, UploadLink
+from gateway.service.placement import Choice
 from gateway.service.uploads import Staged
 
 MAX_FIELD_BYTES = 1024
 MAX_FORM_PARTS = 100  # files and fields together: bounds the CPU a form of tiny parts can burn
 FORM_FIELDS = ("token", "expiry", "max_downloads", "name", "expires", "password")
+PLACEMENT_FIELDS = ("profile", "purpose", "region")  # must come before the first file part
 
 
 async def _part_chunks(
@@ -90,6 +92,7 @@ async def upload_form(request: web.Request, link: UploadLink | None = None) -> w
     max_files = svc.uploads.max_form_files
     fields: dict[str, str] = {}
     staged: list[Staged] = []
+    placement: Placement | None = None
     parts = 0
     try:
         await send_continue(request)
@@ -110,6 +113,8 @@ async def upload_form(request: web.Request, link: UploadLink | None = None) -> w
                 name = validate_name(part.filename)
                 content_type = content_type_of(part.headers.get(hdrs.CONTENT_TYPE))
                 max_size = None
+                if placement is None:
+                    placement = _placement(request, link, fields)
                 if link is not None:
                     svc.upload_links.admit(link, name=name, content_type=content_type, length=None)
                     claims.append(await svc.upload_links.claim(link))
@@ -121,9 +126,14 @@ async def upload_form(request: web.Request, link: UploadLink | None = None) -> w
                         chunks=_part_chunks(part, settings.read_chunk_size, idle, counter),
                         size_hint=None,
                         max_size=max_size,
+                        placement=placement,
                     )
                 )
             elif part.name in FORM_FIELDS:
+                fields[part.name] = await _read_field(part, idle)
+            elif part.name in PLACEMENT_FIELDS:
+                if staged:
+                    raise BadRequest(f"send the {part.name} field before the files", code="invalid_field")
                 fields[part.name] = await _read_field(part, idle)
             else:
                 await _read_field(part, idle)  # unknown small fields are ignored, big ones refused
@@ -160,3 +170,11 @@ async def upload_form(request: web.Request, link: UploadLink | None = None) -> w
     if len(pairs) == 1:
         return created(UploadResponse(asset=AssetOut.of(*pairs[0]), token=token))
     return created(MultiUploadResponse(assets=[AssetOut.of(a, v) for a, v in pairs], token=token))
+
+
+def _placement(request: web.Request, link: UploadLink | None, fields: dict[str, str]) -> Placement:
+    """Through a link: where the link's creator chose; else the caller's choice (query or fields)."""
+    if link is not None:
+        return Placement.of(link.placement, link.owner)
+    choice = Choice.of({**request.query, **{k: v for k, v in fields.items() if k in PLACEMENT_FIELDS}})
+    return request.app[SERVICE].placer.place(principal(request), choice)

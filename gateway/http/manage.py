@@ -14,6 +14,7 @@ from gateway.http.keys import SERVICE, SETTINGS, principal
 from gateway.http.models import AssetList, AssetMeta, AssetOut, UploadResponse
 from gateway.http.openapi import Operation, Param, operation
 from gateway.http.uploads import announced_length, content_type_of, created, expected_digests
+from gateway.service.placement import Choice
 
 DEFAULT_LIMIT = 50
 
@@ -92,13 +93,16 @@ async def put_content(request: web.Request) -> web.Response:
     content_type = content_type_of(request.headers.get(hdrs.CONTENT_TYPE), raw_body=True)
     size_hint = announced_length(request)
     expected = expected_digests(request)
-    asset, version = await request.app[SERVICE].uploads.new_version(
+    svc = request.app[SERVICE]
+    who = principal(request)
+    asset, version = await svc.uploads.new_version(
         request.match_info["id"],
-        owner=principal(request).id,
+        owner=who.id,
         content_type=content_type,
         chunks=body_chunks(request),
         size_hint=size_hint,
         expected=expected,
+        placement=svc.placer.place(who, Choice.of(request.query)),
     )
     return created(UploadResponse(asset=AssetOut.of(asset, version), token=None))
 

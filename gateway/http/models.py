@@ -112,6 +112,9 @@ class JsonUploadRequest(BaseModel):
     max_downloads: int | str | None = None
     expires: str | int | None = None
     password: str | None = Field(default=None, description="protect the link: HTTP Basic or Share-Password")
+    profile: str | None = Field(default=None, description="storage profile (docs/storage-topology.md)")
+    purpose: str | None = Field(default=None, description="storage purpose, e.g. general")
+    region: str | None = Field(default=None, description="region of the profile, e.g. us-west")
 
 
 class TokenCreateRequest(BaseModel):

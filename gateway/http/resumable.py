@@ -20,10 +20,13 @@ from gateway.http.models import AssetOut, UploadProgress, UploadProgressResponse
 from gateway.http.openapi import Operation, operation
 from gateway.http.uploads import base_url, content_type_of, link_base_url
 from gateway.names import validate_name
-from gateway.records import UploadLink, UploadSession
+from gateway.records import Placement, UploadLink, UploadSession
+from gateway.service.placement import Choice
 from gateway.service.resumable import Completed, NewUpload
 
 _PRIVATE_KEYS = ("password",)  # never stored, never echoed in Upload-Metadata
+# Choose the storage (docs/storage-topology.md); recorded as the upload's placement, not as metadata.
+_PLACEMENT_KEYS = ("profile", "purpose", "region")
 
 
 def _common(session: UploadSession | None = None) -> dict[str, str]:
@@ -83,11 +86,13 @@ async def _new_upload(request: web.Request, caller: Caller, length: int | None, 
         links = svc.upload_links
         links.admit(caller.link, name=name, content_type=content_type, length=length)
         share, limit = links.share(caller.link), links.max_size(caller.link)
-        kept = {k: v for k, v in meta.items() if k not in _PRIVATE_KEYS}
+        kept = {k: v for k, v in meta.items() if k not in _PRIVATE_KEYS + _PLACEMENT_KEYS}
         link = caller.link.token_hash
+        placement = Placement.of(caller.link.placement, caller.owner)
         return NewUpload(
-            caller.owner, length, kept, name, content_type, share, None, None, concat, link, limit
+            caller.owner, length, kept, name, content_type, share, None, None, concat, link, limit, placement
         )
+    placement = svc.placer.place(principal(request), Choice.of(meta))
     password = svc.passwords.validate(meta.get("password"))
     share = svc.params.token_request(
         meta.get("token"), meta.get("expiry"), meta.get("max_downloads"), password
@@ -99,8 +104,10 @@ async def _new_upload(request: web.Request, caller: Caller, length: int | None, 
             raise BadRequest("a new version takes no link or retention parameters", code="invalid_metadata")
         asset, _ = await svc.assets.find(meta["asset"], owner=caller.owner)
     share = await svc.passwords.protect(share, password)
-    kept = {k: v for k, v in meta.items() if k not in _PRIVATE_KEYS}
-    return NewUpload(caller.owner, length, kept, name, content_type, share, retention, asset, concat)
+    kept = {k: v for k, v in meta.items() if k not in _PRIVATE_KEYS + _PLACEMENT_KEYS}
+    return NewUpload(
+        caller.owner, length, kept, name, content_type, share, retention, asset, concat, placement=placement
+    )
 
 
 @operation(

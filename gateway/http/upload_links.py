@@ -25,7 +25,8 @@ from gateway.http.openapi import Operation, operation
 from gateway.http.resumable import tus_create
 from gateway.http.uploads import announced_length, base_url, content_type_of, created, link_base_url
 from gateway.names import is_media_type, validate_name
-from gateway.records import UploadLink
+from gateway.records import Placement, UploadLink
+from gateway.service.placement import Choice
 from gateway.service.upload_links import LinkRequest
 
 _TYPE_PATTERN = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}/(\*|[A-Za-z0-9!#$&^_.+-]{1,64})")
@@ -47,6 +48,9 @@ class UploadLinkRequest(BaseModel):
     content_types: list[str] = Field(default_factory=list, max_length=50, description="e.g. image/*")
     label: str = Field(default="", max_length=200)
     share: ShareSettings | None = Field(default=None, description="each upload also gets a share link")
+    profile: str | None = Field(default=None, description="storage profile of what is uploaded through it")
+    purpose: str | None = None
+    region: str | None = None
 
     @field_validator("content_types")
     @classmethod
@@ -129,6 +133,7 @@ async def create_link(request: web.Request) -> web.Response:
         content_types=tuple(body.content_types),
         label=body.label,
         share=share,
+        placement=svc.placer.place(who, Choice(body.profile, body.purpose, body.region)),
     )
     link, secret = await svc.upload_links.create(who.id, req)
     out = UploadLinkCreated(upload_link=UploadLinkOut.of(link, secret, base_url(request)))
@@ -189,6 +194,7 @@ async def link_upload_raw(request: web.Request) -> web.Response:
             owner=link.owner,
             token=svc.upload_links.share(link),
             max_size=svc.upload_links.max_size(link),
+            placement=Placement.of(link.placement, link.owner),
         )
     except BaseException:
         await asyncio.shield(svc.upload_links.release(link))

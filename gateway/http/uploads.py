@@ -24,6 +24,7 @@ from gateway.http.keys import SERVICE, SETTINGS, principal
 from gateway.http.models import AssetOut, JsonUploadRequest, MultiUploadResponse, TokenOut, UploadResponse
 from gateway.http.openapi import Operation, Param, operation
 from gateway.names import is_media_type, validate_name
+from gateway.service.placement import Choice
 
 SHARE_PASSWORD = "Share-Password"  # noqa: S105 (a header name: carries a link password)
 # What curl --data-binary and HTML forms send by default: a statement about encoding, not about the file.
@@ -132,6 +133,7 @@ async def upload_raw(request: web.Request) -> web.Response:
     size_hint = announced_length(request)
     expected = expected_digests(request)
     who = principal(request)
+    placement = svc.placer.place(who, Choice.of(q))
     token_req = await svc.passwords.protect(token_req, password)
     asset, version, issued = await svc.uploads.upload(
         name=name,
@@ -143,6 +145,7 @@ async def upload_raw(request: web.Request) -> web.Response:
         token=token_req,
         retention=retention,
         metadata=who.metadata,
+        placement=placement,
     )
     return created(
         UploadResponse(
@@ -188,6 +191,7 @@ async def _upload_json(request: web.Request) -> web.Response:
     )
     retention = svc.params.retention(_opt_str(body.expires))
     content_type = content_type_of(body.content_type)
+    placement = svc.placer.place(principal(request), Choice(body.profile, body.purpose, body.region))
     data = _decode_base64(body.data.image)
     token_req = await svc.passwords.protect(token_req, password)
 
@@ -205,6 +209,7 @@ async def _upload_json(request: web.Request) -> web.Response:
         token=token_req,
         retention=retention,
         metadata=who.metadata,
+        placement=placement,
     )
     return created(
         UploadResponse(

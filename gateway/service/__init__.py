@@ -12,6 +12,7 @@
     retention.py  deletion, expiry and the sweeper
     download_history.py  link download history, written in batches behind the responses
     health.py     backend health, probed at most once per interval however often it is asked
+    placement.py  which storage (profile × purpose × region, tenant) an upload goes to
 
 :class:`Services` bundles them for the HTTP layer, which reaches it through one typed app key.
 """
@@ -26,6 +27,7 @@ from gateway.service.context import Backends
 from gateway.service.health import HealthProbe
 from gateway.service.params import Params
 from gateway.service.passwords import LinkPasswords
+from gateway.service.placement import Placer
 from gateway.service.resumable import Resumable
 from gateway.service.retention import Retention
 from gateway.service.tokens import Tokens
@@ -47,6 +49,7 @@ class Services:
     zips: Zips
     retention: Retention
     health: HealthProbe
+    placer: Placer
 
     async def close(self) -> None:
         """Write what waits to be written (the download history's last batch)."""
@@ -78,4 +81,5 @@ class Services:
                 storages=lambda: backends.storages.ping_each(),
                 critical=backends.storages.default,
             ),
+            placer=Placer(backends.settings),
         )

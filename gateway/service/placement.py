@@ -15,6 +15,7 @@ the upload (tus sessions, upload links) so a later request finishes in the same 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.auth import Principal
@@ -33,6 +34,11 @@ class Choice:
     profile: str | None = None
     purpose: str | None = None
     region: str | None = None
+
+    @classmethod
+    def of(cls, values: Mapping[str, str | None]) -> Choice:
+        """From query parameters, form fields or tus metadata (``profile``, ``purpose``, ``region``)."""
+        return cls(values.get("profile"), values.get("purpose"), values.get("region"))
 
 
 class Placer:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from gateway.errors import Gone, NotFound, PayloadTooLarge, UnsupportedMediaType
 from gateway.names import guess_content_type
 from gateway.ports import UploadLinks
-from gateway.records import UploadLink
+from gateway.records import Placement, UploadLink
 from gateway.service.context import Backends
 from gateway.service.params import TokenRequest
 from gateway.tokens import hash_token, new_token, new_token_id, well_formed
@@ -29,6 +29,7 @@ class LinkRequest:
     content_types: tuple[str, ...]
     label: str
     share: TokenRequest | None
+    placement: Placement | None = None  # the creator's: uploads through the link go there
 
 
 def type_allowed(content_type: str, patterns: tuple[str, ...]) -> bool:
@@ -68,6 +69,7 @@ class UploadLinkService:
             content_types=req.content_types,
             label=req.label,
             share=None if req.share is None else asdict(req.share),
+            placement=None if req.placement is None else req.placement.as_dict(),
         )
         await self.links.create_link(link)
         return link, secret

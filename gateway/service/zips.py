@@ -9,6 +9,7 @@ big zip request cannot stall other requests (a test measures /healthcheck latenc
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -78,7 +79,9 @@ class Zips:
         for i, (name, (_, version)) in enumerate(zip(names, found, strict=True)):
             if i % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
-            crc = version.crc32 if version.crc32 is not None else await self._backfill_crc32(version)
+            crc = version.crc32
+            if crc is None or not version.sha256:  # imported or adopted: never read here before
+                crc = await self._backfill_crc32(version)
             members.append(
                 Member(name=name, size=version.size, crc32=crc, mtime=version.created, source=version)
             )
@@ -92,12 +95,14 @@ class Zips:
         """
         reader = await self.assets.open(version)
         crc = 0
+        sha = hashlib.sha256()
         try:
             async for chunk in reader:
                 crc = crc32(chunk, crc)
+                sha.update(chunk)
         finally:
             await reader.aclose()
-        await self.b.catalog.set_crc32(version.asset_id, version.version, crc)
+        await self.b.catalog.set_crc32(version.asset_id, version.version, crc, sha.hexdigest())
         return crc
 
     async def mint_bundle(

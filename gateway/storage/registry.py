@@ -10,6 +10,7 @@ another bucket.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -19,6 +20,9 @@ from gateway.errors import GatewayError, StorageError
 from gateway.ports import BlobInventory, BlobStore, HasResumableWrites, Presigner, ResumableWrites
 from gateway.storage import blob_store_for
 from gateway.topology import DEFAULT, StorageSpec
+
+log = logging.getLogger("gateway.storage")
+PING_TIMEOUT = 4.0  # below the health probe's own limit (service/health.py)
 
 
 @dataclass(frozen=True)
@@ -64,13 +68,17 @@ class Storages:
         return list(self._by_name)
 
     async def ping_each(self) -> dict[str, str | None]:
-        """Each storage's health: None when reachable, else the reason (one down never hides another)."""
+        """Each storage's health: None when reachable, else the reason (one down never hides another,
+        and one that hangs is cut off at ``PING_TIMEOUT`` without holding up the answer for the rest)."""
 
         async def one(s: Storage) -> str | None:
             try:
-                await s.store.ping()
+                async with asyncio.timeout(PING_TIMEOUT):
+                    await s.store.ping()
             except GatewayError as exc:
                 return exc.message
+            except TimeoutError:
+                return f"storage {s.name} did not answer within {PING_TIMEOUT:g} s"
             return None
 
         results = await asyncio.gather(*(one(s) for s in self))
@@ -97,6 +105,12 @@ async def open_storages(
         await store.start()
         stack.push_async_callback(store.close)
         if settings.auto_init:
-            await store.init()
+            try:
+                await store.init()
+            except GatewayError as exc:
+                if name == settings.default_storage:
+                    raise
+                # One storage down must not keep the others from serving: /healthcheck names it.
+                log.warning("storage %s could not be initialised: %s", name, exc.message)
         out[name] = Storage.of(name, spec, wrap(store))
     return Storages(out, settings.default_storage)

@@ -102,6 +102,8 @@ class S3BlobStore:
         except ClientError as exc:
             if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
                 raise _storage_error("head_bucket", exc) from exc
+        except BotoCoreError as exc:
+            raise _storage_error("head_bucket", exc) from exc
         kwargs: dict[str, Any] = {"Bucket": self.bucket}
         if self.region and self.region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
@@ -110,6 +112,8 @@ class S3BlobStore:
         except ClientError as exc:
             if _code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise _storage_error("create_bucket", exc) from exc
+        except BotoCoreError as exc:
+            raise _storage_error("create_bucket", exc) from exc
 
     async def ping(self) -> None:
         try:
