@@ -106,6 +106,10 @@ async def adopt(
                 news = mine
             report.adopted += len(news)
             report.bytes += sum(n.version.size for n in news)
+            if backends.quota_ledger is not None:  # adopted bytes count, as uploads do (service/quotas.py)
+                await backends.quota_ledger.charge(
+                    f"owner:{owner}", sum(n.version.size for n in news), len(news)
+                )
         batch.clear()
         progress(report)
 

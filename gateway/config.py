@@ -181,6 +181,9 @@ class Settings(BaseSettings):
     jwt_region_claim: str | None = None
     quota_max_bytes: int | None = Field(default=None, ge=0, description="Default stored bytes per owner.")
     quota_max_assets: int | None = Field(default=None, ge=0, description="Default assets per owner.")
+    quota_hold_seconds: int = Field(
+        default=86400, gt=0, description="How long a quota hold outlives a dead process (then reconciled)."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -6,11 +6,14 @@ without knowing anything about aiohttp; the HTTP layer renders them all as one J
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class GatewayError(Exception):
     status = 500
     code = "internal"
     closes_connection = False  # the rest of the request cannot be read: answer, then hang up
+    details: dict[str, Any] = {}  # extra fields of the JSON error (quota figures); never secrets
 
     def headers(self) -> dict[str, str]:
         """Response headers this failure needs (WWW-Authenticate, Retry-After, Content-Range…)."""
@@ -110,6 +113,14 @@ class LengthRequired(GatewayError):
 class PayloadTooLarge(GatewayError):
     status = 413
     code = "payload_too_large"
+
+
+class QuotaExceeded(PayloadTooLarge):
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, *, used: dict[str, int], allowed: dict[str, int | None]) -> None:
+        super().__init__(message)
+        self.details = {"used": used, "allowed": allowed}
 
 
 class UnsupportedMediaType(GatewayError):

@@ -6,6 +6,9 @@ service module depends on what it uses and a new capability adds a port rather t
 20-method interface. Optional capabilities (presigning, inventory, self-purging) are separate protocols,
 resolved once at start-up by ``service.context.Backends.compose``; limits are declared by each adapter
 as :class:`CatalogLimits`, so nothing downstream knows which engine it talks to.
+
+Longer than most modules on purpose: it is the one list of every port, so a new backend author reads
+one file to know what to implement.
 """
 
 from __future__ import annotations
@@ -357,3 +360,59 @@ class HasUploadLinks(Protocol):
     """Optional catalog capability: storing upload links."""
 
     def upload_links(self) -> UploadLinks: ...
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a quota scope stores: bytes and assets, open holds included (service/quotas.py)."""
+
+    bytes: int = 0
+    assets: int = 0
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Room reserved in a scope for one upload until it commits (settle) or fails (release).
+
+    Crash-safe: a hold outlives a dead process as an item with ``expires``; the sweeper then settles it
+    if the upload did commit (a version with ``blob_key`` exists) and releases it otherwise.
+    """
+
+    scope: str
+    hold_id: str
+    bytes: int
+    assets: int
+    expires: int
+    asset_id: str
+    blob_key: str = ""
+
+
+class QuotaLedger(Protocol):
+    """Per-scope usage counters and holds, every change one catalog transaction (exact across processes)."""
+
+    async def usage(self, scope: str) -> Usage: ...
+
+    async def hold(self, hold: Hold, max_bytes: int | None, max_assets: int | None) -> bool:
+        """Add the hold to the scope's usage if the result stays within the limits; False if not."""
+
+    async def grow(self, hold: Hold, to_bytes: int, max_bytes: int | None) -> bool:
+        """Raise a hold to ``to_bytes`` within the limit; False if it does not fit (or the hold is gone)."""
+
+    async def settle(self, hold: Hold, actual_bytes: int) -> bool:
+        """The upload committed: drop the hold, usage corrected to ``actual_bytes``; False if already gone."""
+
+    async def release(self, hold: Hold) -> bool:
+        """The upload failed: drop the hold and give its room back; False if already gone."""
+
+    async def charge(self, scope: str, bytes_: int, assets: int) -> None:
+        """Unconditional change (negative for deletions)."""
+
+    async def due_holds(self, now: float, limit: int) -> list[Hold]:
+        """Holds whose ``expires`` has passed, oldest first."""
+
+
+@runtime_checkable
+class HasQuotaLedger(Protocol):
+    """Optional catalog capability: quota usage and holds."""
+
+    def quota_ledger(self) -> QuotaLedger: ...

@@ -16,6 +16,7 @@ class Asset:
     latest_version: int = 0
     expires_at: int | None = None  # retention: the asset (and its tokens) die at this UNIX second
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)  # e.g. copied JWT claims
+    scope: str = ""  # quota scope its bytes count against ('': "owner:<owner>"), service/quotas.py
     # A copy of version ``latest_version``, kept in the asset's own item so that serving the latest
     # version is one catalog read, not two. None for items written before the copy existed.
     latest: Version | None = field(default=None, compare=False)

@@ -64,6 +64,7 @@ def asset_item(a: Asset, latest: Version | None = None) -> Item:
         "latest_version": a.latest_version,
         **({"asset_expires_at": a.expires_at} if a.expires_at is not None else {}),
         **({"metadata": a.metadata} if a.metadata else {}),
+        **({"scope": a.scope} if a.scope else {}),
         **({"latest": version_fields(latest)} if latest is not None else {}),
     }
 
@@ -78,6 +79,7 @@ def asset_from(item: Item) -> Asset:
         latest_version=int(item["latest_version"]),
         expires_at=None if item.get("asset_expires_at") is None else int(item["asset_expires_at"]),
         metadata=dict(item.get("metadata") or {}),
+        scope=str(item.get("scope", "")),
         latest=version_from({**item["latest"], "asset_id": item["asset_id"]}) if item.get("latest") else None,
     )
 

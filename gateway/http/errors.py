@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -22,8 +23,11 @@ _AIOHTTP_CODES = {
 }
 
 
-def error_response(status: int, code: str, message: str) -> web.Response:
-    body = ErrorResponse(error=ErrorDetail(code=code, message=message)).model_dump_json()
+def error_response(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None
+) -> web.Response:
+    detail = ErrorDetail(code=code, message=message, **(details or {}))
+    body = ErrorResponse(error=detail).model_dump_json(exclude_none=True)
     return web.Response(status=status, text=body, content_type="application/json")
 
 
@@ -32,7 +36,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except GatewayError as exc:
-        resp = error_response(exc.status, exc.code, exc.message)
+        resp = error_response(exc.status, exc.code, exc.message, exc.details)
         resp.headers.update(exc.headers())
         if exc.closes_connection:
             # Answer, then hang up: waiting for the rest of a stalled body is what the timeout ended.

@@ -258,9 +258,26 @@ class AssetList(BaseModel):
     next_cursor: str | None
 
 
+class UsageOut(BaseModel):
+    scope: str = Field(description="owner:<principal> or tenant:<name>: whose uploads these figures count")
+    bytes: int = Field(description="Stored bytes (every version), uploads in progress under a quota included")
+    assets: int
+    max_bytes: int | None = Field(description="null: no limit")
+    max_assets: int | None
+    remaining_bytes: int | None
+    remaining_assets: int | None
+
+
+class QuotaFigures(BaseModel):
+    bytes: int | None = None
+    assets: int | None = None
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
+    used: QuotaFigures | None = Field(default=None, description="quota_exceeded: what the scope stores.")
+    allowed: QuotaFigures | None = Field(default=None, description="quota_exceeded: its limits.")
 
 
 class ErrorResponse(BaseModel):

@@ -13,7 +13,7 @@ from typing import Literal
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from gateway.http import downloads, manage, ops, resumable, tokens, upload_links, uploads, zips
+from gateway.http import downloads, manage, ops, resumable, tokens, upload_links, uploads, usage, zips
 from gateway.http.bodies import defer_continue
 from gateway.http.docs_page import docs_page
 from gateway.http.openapi import by_link, described
@@ -43,6 +43,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/asset/{id}/meta", "asset-meta", manage.asset_meta),
     Route("PUT", "/asset/{id}/content", "asset-content", manage.put_content, "upload"),
     Route("GET", "/assets", "asset-list", manage.list_assets),
+    Route("GET", "/usage", "usage", usage.get_usage),
     Route("GET", "/asset-token/{token}", "token-download", downloads.download_token, "download"),
     Route("DELETE", "/asset-token/{token}", "token-revoke", tokens.revoke_by_secret),
     Route("POST", "/asset/{id}/tokens", "token-create", tokens.create_token),

@@ -13,6 +13,7 @@
     download_history.py  link download history, written in batches behind the responses
     health.py     backend health, probed at most once per interval however often it is asked
     placement.py  which storage (profile × purpose × region, tenant) an upload goes to
+    quotas.py     stored bytes and assets per owner / tenant: hold before, settle after the commit
 
 :class:`Services` bundles them for the HTTP layer, which reaches it through one typed app key.
 """
@@ -28,6 +29,7 @@ from gateway.service.health import HealthProbe
 from gateway.service.params import Params
 from gateway.service.passwords import LinkPasswords
 from gateway.service.placement import Placer
+from gateway.service.quotas import Quotas
 from gateway.service.resumable import Resumable
 from gateway.service.retention import Retention
 from gateway.service.tokens import Tokens
@@ -50,6 +52,7 @@ class Services:
     retention: Retention
     health: HealthProbe
     placer: Placer
+    quotas: Quotas
 
     async def close(self) -> None:
         """Write what waits to be written (the download history's last batch)."""
@@ -60,10 +63,12 @@ class Services:
         params = Params(backends.settings)
         assets = AssetReader(backends)
         tokens = Tokens(backends, assets)
-        uploads = Uploads(backends, assets, tokens)
+        placer = Placer(backends.settings)
+        quotas = Quotas(backends, placer, backends.quota_ledger)
+        uploads = Uploads(backends, assets, tokens, quotas)
         resumable = Resumable(backends, uploads, assets)
-        retention = Retention(backends, assets, on_failure=on_sweep_failure)
-        retention.also.append(resumable.sweep_once)
+        retention = Retention(backends, assets, quotas, on_failure=on_sweep_failure)
+        retention.also += [resumable.sweep_once, quotas.reconcile]
         return cls(
             backends=backends,
             params=params,
@@ -81,5 +86,6 @@ class Services:
                 storages=lambda: backends.storages.ping_each(),
                 critical=backends.storages.default,
             ),
-            placer=Placer(backends.settings),
+            placer=placer,
+            quotas=quotas,
         )

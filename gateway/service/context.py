@@ -19,8 +19,10 @@ from gateway.ports import (
     Catalog,
     CatalogLimits,
     ExpiredItemPurger,
+    HasQuotaLedger,
     HasUploadLinks,
     HasUploadSessions,
+    QuotaLedger,
     UploadLinks,
     UploadSessions,
 )
@@ -36,6 +38,7 @@ class Backends:  # mutable only so tests can move the clock
     purger: ExpiredItemPurger | None = None
     sessions: UploadSessions | None = None  # tus uploads need this and a storage's resumable writes
     upload_links: UploadLinks | None = None
+    quota_ledger: QuotaLedger | None = None
     clock: Callable[[], float] = field(default=time.time)
     client_secret: bytes = b""  # keys the hashes of client addresses (catalog.shared_secret)
 
@@ -62,6 +65,7 @@ class Backends:  # mutable only so tests can move the clock
             purger=catalog if isinstance(catalog, ExpiredItemPurger) else None,
             sessions=catalog.upload_sessions() if isinstance(catalog, HasUploadSessions) else None,
             upload_links=catalog.upload_links() if isinstance(catalog, HasUploadLinks) else None,
+            quota_ledger=catalog.quota_ledger() if isinstance(catalog, HasQuotaLedger) else None,
             clock=clock,
             client_secret=client_secret,
         )

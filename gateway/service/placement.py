@@ -54,6 +54,11 @@ class Placer:
     def tenant_of(self, who: Principal) -> str | None:
         return who.tenant or self.spec_of(who).tenant
 
+    def scope_of(self, who: Principal) -> str:
+        """The quota scope of what ``who`` uploads: its tenant's, else its own."""
+        tenant = self.tenant_of(who)
+        return f"tenant:{tenant}" if tenant else f"owner:{who.id}"
+
     def place(self, who: Principal, choice: Choice = Choice()) -> Placement:
         spec = self.spec_of(who)
         tenant = who.tenant or spec.tenant

@@ -120,6 +120,8 @@ class Resumable:
         limit = self._limit(new.max_size)
         if new.length is not None and new.length > limit:
             raise PayloadTooLarge(f"Upload-Length exceeds the maximum of {limit} bytes")
+        if new.length is not None and new.placement is not None:  # early; exact at completion
+            await self.uploads.quotas.precheck(new.placement.scope, new.length, int(new.asset is None))
         upload_id = secrets.token_hex(16)
         asset_id = new.asset.id if new.asset is not None else str(uuid.uuid4())
         partial = new.concat == "partial"
@@ -295,6 +297,7 @@ class Resumable:
             blob_key=cur.blob_key,
             digests=digests,
             storage=self.storage(cur).name,
+            scope=Placement.of(cur.placement, cur.owner).scope,
         )
         completed = await self.commit(cur, staged)
         cur = await self.swap(dataclasses.replace(cur, done_version=completed.version.version))

@@ -50,6 +50,7 @@ async def concatenate(
         size_hint=total,
         asset_id=session.asset_id,
         placement=new.placement,
+        new_asset=not session.new_version,
     )
     completed = await r.commit(session, staged)
     session = await r.swap(

@@ -17,6 +17,7 @@ from gateway.errors import GatewayError, NotFound
 from gateway.records import DueAsset
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
+from gateway.service.quotas import Quotas
 
 log = logging.getLogger("gateway.retention")
 SWEEP_BATCH = 100
@@ -24,10 +25,15 @@ SWEEP_BATCH = 100
 
 class Retention:
     def __init__(
-        self, backends: Backends, assets: AssetReader, on_failure: Callable[[], None] | None = None
+        self,
+        backends: Backends,
+        assets: AssetReader,
+        quotas: Quotas,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.b = backends
         self.assets = assets
+        self.quotas = quotas
         self.on_failure = on_failure or (lambda: None)
         self.also: list[Callable[[], Awaitable[int]]] = []  # other sweeps of the same pass (expired uploads)
 
@@ -49,9 +55,15 @@ class Retention:
         next sweep (in any process) finishes the job. Blob deletes are idempotent and the catalog
         delete is conditional, so concurrent sweepers cannot fail each other or lose a delete.
         """
-        for version in await self.b.catalog.list_versions(asset_id):
+        asset = await self.b.catalog.get_asset(asset_id)
+        versions = await self.b.catalog.list_versions(asset_id)
+        for version in versions:
             await self.b.storages.get(version.storage).store.delete(version.blob_key)
-        return await self.b.catalog.delete_asset(asset_id, due=due)
+        if not await self.b.catalog.delete_asset(asset_id, due=due):
+            return False
+        if asset is not None:  # only the deleter whose conditional delete won gives the quota back
+            await self.quotas.refund(asset.scope or f"owner:{asset.owner}", sum(v.size for v in versions), 1)
+        return True
 
     async def sweep_once(self) -> int:
         """One pass: purge assets whose retention ended, and (without TTL) long-expired tokens."""

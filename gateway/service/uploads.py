@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import uuid
@@ -24,11 +25,12 @@ from typing import Any
 from gateway.errors import CatalogError, GatewayError
 from gateway.hashing import DigestingStream, Digests, Expected
 from gateway.names import guess_content_type, validate_name
-from gateway.ports import CatalogLimits
+from gateway.ports import CatalogLimits, Hold
 from gateway.records import Asset, NewAsset, Placement, Version
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
 from gateway.service.params import TokenRequest
+from gateway.service.quotas import Quotas
 from gateway.service.tokens import IssuedToken, Tokens
 
 log = logging.getLogger("gateway.service")
@@ -53,13 +55,16 @@ class Staged:
     blob_key: str
     digests: Digests
     storage: str = ""  # the named storage holding blob_key
+    scope: str = ""  # quota scope ('': the committing owner's), service/quotas.py
+    hold: Hold | None = None  # room reserved for it before its bytes were read
 
 
 class Uploads:
-    def __init__(self, backends: Backends, assets: AssetReader, tokens: Tokens) -> None:
+    def __init__(self, backends: Backends, assets: AssetReader, tokens: Tokens, quotas: Quotas) -> None:
         self.b = backends
         self.assets = assets
         self.tokens = tokens
+        self.quotas = quotas
 
     @property
     def max_form_files(self) -> int:
@@ -76,20 +81,37 @@ class Uploads:
         asset_id: str | None = None,
         max_size: int | None = None,
         placement: Placement | None = None,
+        new_asset: bool | None = None,
     ) -> Staged:
         """Store the bytes of a new asset (or, with ``asset_id``, of a new version of that asset).
 
         Blob keys are ``<tenant prefix>assets/<asset id>/<random>``: grouped by asset (gc relies on it),
         and unique per upload so racing writers never overwrite each other before the catalog decides.
-        ``placement`` (service/placement.py) names the storage; None: the default storage.
+        ``placement`` (service/placement.py) names the storage and the quota scope; None: the default
+        storage, the quota checked at commit. With an announced length (``size_hint``) the quota is held
+        before the first byte is read; without, the body may not outgrow the room left.
         """
         validate_name(name)
+        new = asset_id is None if new_asset is None else new_asset
         asset_id = asset_id or str(uuid.uuid4())
         storage = self.b.storages.get(placement.storage if placement else "")
         blob_key = f"{placement.prefix if placement else ''}assets/{asset_id}/{uuid.uuid4().hex}"
         limit = self.b.settings.max_upload_size if max_size is None else max_size
+        scope = placement.scope if placement else ""
+        hold = None
+        if scope and self.quotas.limited(scope):
+            if size_hint is None:
+                room = await self.quotas.room(scope)
+                limit = limit if room is None else min(limit, room)
+            hold = await self.quotas.hold(
+                scope, size=size_hint or 0, assets=int(new), asset_id=asset_id, blob_key=blob_key
+            )
         stream = DigestingStream(chunks, max_size=limit, expected=expected)
-        await storage.store.write(blob_key, stream, size_hint=size_hint)
+        try:
+            await storage.store.write(blob_key, stream, size_hint=size_hint)
+        except BaseException:
+            await asyncio.shield(self.quotas.release(hold))
+            raise
         return Staged(
             asset_id=asset_id,
             name=name,
@@ -97,13 +119,17 @@ class Uploads:
             blob_key=blob_key,
             digests=stream.digests(),
             storage=storage.name,
+            scope=scope,
+            hold=hold,
         )
 
     async def discard(self, staged: Sequence[Staged]) -> None:
-        """Delete staged blobs; shielded so a cancelled request still cleans up."""
+        """Delete staged blobs and give their quota holds back; shielded so a cancelled request still
+        cleans up."""
 
         async def _drop() -> None:
             for s in staged:
+                await self.quotas.release(s.hold)
                 with contextlib.suppress(Exception):
                     await self.b.storages.get(s.storage).store.delete(s.blob_key)
 
@@ -134,6 +160,7 @@ class Uploads:
                     created=now,
                     expires_at=expires_at,
                     metadata=dict(metadata or {}),
+                    scope=s.scope if s.scope != f"owner:{owner}" else "",
                 ),
                 Version(
                     asset_id=s.asset_id,
@@ -158,8 +185,50 @@ class Uploads:
         news = [NewAsset(a, v) for a, v in pairs]
         if issued is not None and news:
             news[0] = NewAsset(news[0].asset, news[0].version, (issued.record,))
-        await self._write_or_discard(news, [] if keep_on_failure else staged)
+        staged = await self._held(staged, owner, keep_on_failure)
+        try:
+            await self._write_or_discard(news, [] if keep_on_failure else staged)
+        except BaseException:
+            if keep_on_failure:  # the blobs stay (a resumable upload retries), their holds go
+                for s in staged:
+                    await asyncio.shield(self.quotas.release(s.hold))
+            raise
+        counted: dict[str, list[int]] = {}  # scopes without a hold: one counter update each
+        for s in staged:
+            if s.hold is not None:
+                await self.quotas.settle(s.hold, s.scope, s.digests.size, 1)
+            else:
+                figures = counted.setdefault(s.scope, [0, 0])
+                figures[0] += s.digests.size
+                figures[1] += 1
+        for scope, (size, count) in counted.items():
+            await self.quotas.settle(None, scope, size, count)
         return pairs, issued
+
+    async def _held(self, staged: Sequence[Staged], owner: str, keep: bool) -> list[Staged]:
+        """Every staged file with a hold as large as its bytes, where its scope has a quota: the exact,
+        conditional check of uploads whose length was not announced. Refused → all discarded, 413."""
+        out: list[Staged] = []
+        try:
+            for s in staged:
+                scope = s.scope or f"owner:{owner}"
+                hold = s.hold
+                if hold is None and self.quotas.limited(scope):
+                    hold = await self.quotas.hold(
+                        scope, size=s.digests.size, assets=1, asset_id=s.asset_id, blob_key=s.blob_key
+                    )
+                elif hold is not None:
+                    hold = await self.quotas.grow(hold, s.digests.size)
+                out.append(dataclasses.replace(s, scope=scope, hold=hold))
+        except BaseException:
+            rest = [*out, *staged[len(out) :]]
+            if keep:
+                for s in rest:
+                    await asyncio.shield(self.quotas.release(s.hold))
+            else:
+                await self.discard(rest)
+            raise
+        return out
 
     async def _write_or_discard(self, news: Sequence[NewAsset], staged: Sequence[Staged]) -> None:
         """The catalog write; its outcome decided (read back if need be) before any blob is deleted."""
@@ -258,7 +327,28 @@ class Uploads:
 
     async def commit_version(self, asset: Asset, staged: Staged, *, owner: str) -> Version:
         """Make ``staged`` the asset's next version; its number is claimed by a conditional write, retried
-        with the next number when a concurrent upload won it. The caller discards ``staged`` on failure."""
+        with the next number when a concurrent upload won it. The caller discards ``staged`` on failure
+        (its quota hold included); the version's bytes count against the asset's own scope."""
+        scope = asset.scope or f"owner:{asset.owner}"
+        hold = staged.hold
+        if hold is not None and hold.scope != scope:
+            await self.quotas.release(hold)
+            hold = None
+        if hold is None and self.quotas.limited(scope):
+            hold = await self.quotas.hold(
+                scope, size=staged.digests.size, assets=0, asset_id=asset.id, blob_key=staged.blob_key
+            )
+        elif hold is not None:
+            hold = await self.quotas.grow(hold, staged.digests.size)
+        try:
+            version = await self._claim_version(asset, staged, owner=owner)
+        except BaseException:
+            await asyncio.shield(self.quotas.release(hold))
+            raise
+        await self.quotas.settle(hold, scope, staged.digests.size, 0)
+        return version
+
+    async def _claim_version(self, asset: Asset, staged: Staged, *, owner: str) -> Version:
         for _ in range(VERSION_RETRIES):
             version = Version(
                 asset_id=asset.id,
