@@ -111,6 +111,14 @@ class Presigner(Protocol):
     ) -> str: ...
 
 
+@runtime_checkable
+class BlobMover(Protocol):
+    """Optional store capability: give a stored blob another key without streaming it through us
+    (a rename on disk, a server-side copy then delete on S3). Content-addressed storage needs it."""
+
+    async def move(self, src: str, dst: str, *, size: int) -> None: ...
+
+
 @dataclass(frozen=True)
 class CatalogLimits:
     """What one catalog write may hold. Both adapters declare DynamoDB's figure and enforce it, so a
@@ -416,3 +424,32 @@ class HasQuotaLedger(Protocol):
     """Optional catalog capability: quota usage and holds."""
 
     def quota_ledger(self) -> QuotaLedger: ...
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    """A content-addressed blob shared by the versions that hold a member in it (service/dedup.py)."""
+
+    ref_id: str
+    blob_key: str
+    members: int
+
+
+class BlobRefs(Protocol):
+    """Reference counts of shared blobs; members are per upload, so every change is idempotent."""
+
+    async def join(self, ref_id: str, member: str) -> BlobRef | None:
+        """Add ``member`` to an existing ref; None when there is none (the caller creates it)."""
+
+    async def create(self, ref_id: str, blob_key: str, member: str) -> bool:
+        """Create the ref with one member; False when another upload created it first."""
+
+    async def leave(self, ref_id: str, member: str) -> str | None:
+        """Remove ``member``; the blob key to delete when it was the last one, else None."""
+
+
+@runtime_checkable
+class HasBlobRefs(Protocol):
+    """Optional catalog capability: reference-counted shared blobs."""
+
+    def blob_refs(self) -> BlobRefs: ...

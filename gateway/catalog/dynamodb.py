@@ -29,7 +29,7 @@ from gateway.awsconfig import DEFAULT_POLICY, CallPolicy
 from gateway.catalog import items as it
 from gateway.catalog import transactions as tx
 from gateway.errors import CatalogError
-from gateway.ports import CatalogLimits, QuotaLedger, UploadLinks, UploadSessions
+from gateway.ports import BlobRefs, CatalogLimits, QuotaLedger, UploadLinks, UploadSessions
 from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
 
 TTL_ATTRIBUTE = "expires_at"
@@ -111,6 +111,11 @@ class DynamoCatalog:
         from gateway.catalog.dynamodb_quotas import DynamoQuotaLedger
 
         return DynamoQuotaLedger(self)
+
+    def blob_refs(self) -> BlobRefs:
+        from gateway.catalog.dynamodb_refs import DynamoBlobRefs
+
+        return DynamoBlobRefs(self)
 
     def upload_sessions(self) -> UploadSessions:
         from gateway.catalog.dynamodb_sessions import DynamoUploadSessions

@@ -30,7 +30,7 @@ from gateway.catalog import items as it
 from gateway.catalog import transactions as tx
 from gateway.catalog.sqlite_db import SqliteDb
 from gateway.errors import CatalogError
-from gateway.ports import CatalogLimits, QuotaLedger, UploadLinks, UploadSessions
+from gateway.ports import BlobRefs, CatalogLimits, QuotaLedger, UploadLinks, UploadSessions
 from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
 
 _COLUMNS = ("expires_at", "downloads", "max_downloads", "revoked")
@@ -137,6 +137,11 @@ class SqliteCatalog:
         from gateway.catalog.sqlite_quotas import SqliteQuotaLedger
 
         return SqliteQuotaLedger(self)
+
+    def blob_refs(self) -> BlobRefs:
+        from gateway.catalog.sqlite_refs import SqliteBlobRefs
+
+        return SqliteBlobRefs(self)
 
     def upload_sessions(self) -> UploadSessions:
         from gateway.catalog.sqlite_sessions import SqliteUploadSessions

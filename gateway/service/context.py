@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 from gateway.config import Settings
 from gateway.ports import (
+    BlobRefs,
     BlobStore,
     Catalog,
     CatalogLimits,
     ExpiredItemPurger,
+    HasBlobRefs,
     HasQuotaLedger,
     HasUploadLinks,
     HasUploadSessions,
@@ -39,6 +41,7 @@ class Backends:  # mutable only so tests can move the clock
     sessions: UploadSessions | None = None  # tus uploads need this and a storage's resumable writes
     upload_links: UploadLinks | None = None
     quota_ledger: QuotaLedger | None = None
+    blob_refs: BlobRefs | None = None  # content-addressed storages (service/dedup.py)
     clock: Callable[[], float] = field(default=time.time)
     client_secret: bytes = b""  # keys the hashes of client addresses (catalog.shared_secret)
 
@@ -66,6 +69,7 @@ class Backends:  # mutable only so tests can move the clock
             sessions=catalog.upload_sessions() if isinstance(catalog, HasUploadSessions) else None,
             upload_links=catalog.upload_links() if isinstance(catalog, HasUploadLinks) else None,
             quota_ledger=catalog.quota_ledger() if isinstance(catalog, HasQuotaLedger) else None,
+            blob_refs=catalog.blob_refs() if isinstance(catalog, HasBlobRefs) else None,
             clock=clock,
             client_secret=client_secret,
         )

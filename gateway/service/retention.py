@@ -17,6 +17,7 @@ from gateway.errors import GatewayError, NotFound
 from gateway.records import DueAsset
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
+from gateway.service.dedup import Dedup
 from gateway.service.quotas import Quotas
 
 log = logging.getLogger("gateway.retention")
@@ -34,6 +35,7 @@ class Retention:
         self.b = backends
         self.assets = assets
         self.quotas = quotas
+        self.dedup = Dedup(backends)
         self.on_failure = on_failure or (lambda: None)
         self.also: list[Callable[[], Awaitable[int]]] = []  # other sweeps of the same pass (expired uploads)
 
@@ -57,8 +59,8 @@ class Retention:
         """
         asset = await self.b.catalog.get_asset(asset_id)
         versions = await self.b.catalog.list_versions(asset_id)
-        for version in versions:
-            await self.b.storages.get(version.storage).store.delete(version.blob_key)
+        for version in versions:  # a shared blob goes with its last member (service/dedup.py)
+            await self.dedup.delete(version.storage, version.blob_key, version.shared)
         if not await self.b.catalog.delete_asset(asset_id, due=due):
             return False
         if asset is not None:  # only the deleter whose conditional delete won gives the quota back

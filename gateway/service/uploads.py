@@ -29,6 +29,7 @@ from gateway.ports import CatalogLimits, Hold
 from gateway.records import Asset, NewAsset, Placement, Version
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
+from gateway.service.dedup import Dedup
 from gateway.service.params import TokenRequest
 from gateway.service.quotas import Quotas
 from gateway.service.tokens import IssuedToken, Tokens
@@ -57,6 +58,9 @@ class Staged:
     storage: str = ""  # the named storage holding blob_key
     scope: str = ""  # quota scope ('': the committing owner's), service/quotas.py
     hold: Hold | None = None  # room reserved for it before its bytes were read
+    shared: str = ""  # content-addressed: its member in the shared blob at blob_key (service/dedup.py)
+    origin: str = ""  # content-addressed: where it was staged (deleted once committed, unless moved)
+    moved: bool = False  # content-addressed: the staged bytes became the shared blob
 
 
 class Uploads:
@@ -65,6 +69,7 @@ class Uploads:
         self.assets = assets
         self.tokens = tokens
         self.quotas = quotas
+        self.dedup = Dedup(backends)
 
     @property
     def max_form_files(self) -> int:
@@ -131,7 +136,10 @@ class Uploads:
             for s in staged:
                 await self.quotas.release(s.hold)
                 with contextlib.suppress(Exception):
-                    await self.b.storages.get(s.storage).store.delete(s.blob_key)
+                    await self.dedup.delete(s.storage, s.blob_key, s.shared)
+                if s.origin and not s.moved:
+                    with contextlib.suppress(Exception):
+                        await self.b.storages.get(s.storage).store.delete(s.origin)
 
         await asyncio.shield(_drop())
 
@@ -148,6 +156,8 @@ class Uploads:
     ) -> tuple[list[tuple[Asset, Version]], IssuedToken | None]:
         """Make ``staged`` visible in one catalog transaction. On failure the blobs are deleted, unless
         ``keep_on_failure`` (a resumable upload keeps its bytes to retry the commit)."""
+        staged = await self._held(staged, owner, keep_on_failure)
+        staged = await self._shared(staged, keep_on_failure)
         now = self.b.clock()
         expires_at = None if retention is None else math.ceil(now) + retention  # never shorter than asked
         pairs = [
@@ -172,6 +182,7 @@ class Uploads:
                     created=now,
                     content_type=s.content_type,
                     storage=s.storage,
+                    shared=s.shared,
                 ),
             )
             for s in staged
@@ -185,14 +196,14 @@ class Uploads:
         news = [NewAsset(a, v) for a, v in pairs]
         if issued is not None and news:
             news[0] = NewAsset(news[0].asset, news[0].version, (issued.record,))
-        staged = await self._held(staged, owner, keep_on_failure)
         try:
             await self._write_or_discard(news, [] if keep_on_failure else staged)
         except BaseException:
             if keep_on_failure:  # the blobs stay (a resumable upload retries), their holds go
-                for s in staged:
-                    await asyncio.shield(self.quotas.release(s.hold))
+                await asyncio.shield(self._unshare_all(staged))
             raise
+        for s in staged:
+            await self.dedup.committed(s)
         counted: dict[str, list[int]] = {}  # scopes without a hold: one counter update each
         for s in staged:
             if s.hold is not None:
@@ -204,6 +215,30 @@ class Uploads:
         for scope, (size, count) in counted.items():
             await self.quotas.settle(None, scope, size, count)
         return pairs, issued
+
+    async def _shared(self, staged: Sequence[Staged], keep: bool) -> list[Staged]:
+        """Content-addressed storages: each staged file kept or discarded by digest (service/dedup.py)."""
+        out: list[Staged] = []
+        try:
+            for s in staged:
+                out.append(await self.dedup.share(s))
+        except BaseException:
+            rest = [*out, *staged[len(out) :]]
+            if keep:
+                await asyncio.shield(self._unshare_all(rest))
+            else:
+                await self.discard(rest)
+            raise
+        return out
+
+    async def _unshare_all(self, staged: Sequence[Staged]) -> None:
+        """A kept upload's failed commit: bytes back at their staging keys, holds given back."""
+        for s in staged:
+            await self.quotas.release(s.hold)
+            try:
+                await self.dedup.unshare(s)
+            except (GatewayError, OSError) as exc:
+                log.warning("could not undo dedup of %s: %s", s.asset_id, exc)
 
     async def _held(self, staged: Sequence[Staged], owner: str, keep: bool) -> list[Staged]:
         """Every staged file with a hold as large as its bytes, where its scope has a quota: the exact,
@@ -340,11 +375,15 @@ class Uploads:
             )
         elif hold is not None:
             hold = await self.quotas.grow(hold, staged.digests.size)
+        shared = staged
         try:
-            version = await self._claim_version(asset, staged, owner=owner)
+            shared = await self.dedup.share(dataclasses.replace(staged, scope=scope))
+            version = await self._claim_version(asset, shared, owner=owner)
         except BaseException:
             await asyncio.shield(self.quotas.release(hold))
+            await asyncio.shield(self.dedup.unshare(shared))  # bytes back at the staged key
             raise
+        await self.dedup.committed(shared)
         await self.quotas.settle(hold, scope, staged.digests.size, 0)
         return version
 
@@ -360,6 +399,7 @@ class Uploads:
                 created=self.b.clock(),
                 content_type=staged.content_type,
                 storage=staged.storage,
+                shared=staged.shared,
             )
             if await self.b.catalog.add_version(asset, version):
                 return version

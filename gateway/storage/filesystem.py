@@ -106,6 +106,21 @@ class FilesystemBlobStore:
         path = self.path_for(key)
         await asyncio.to_thread(path.unlink, missing_ok=True)
 
+    async def move(self, src: str, dst: str, *, size: int) -> None:
+        """A rename: atomic, and the target directory is created first."""
+        source, target = self.path_for(src), self.path_for(dst)
+
+        def rename() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+
+        try:
+            await asyncio.to_thread(rename)
+        except FileNotFoundError:
+            raise NotFound(f"blob {src} not found") from None
+        except OSError as exc:
+            raise StorageError(f"cannot move blob: {exc.strerror}") from exc
+
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self.path_for(key).is_file)
 

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 from gateway.config import Settings
 from gateway.errors import GatewayError, StorageError
-from gateway.ports import BlobInventory, BlobStore, HasResumableWrites, Presigner, ResumableWrites
+from gateway.ports import (
+    BlobInventory,
+    BlobMover,
+    BlobStore,
+    HasResumableWrites,
+    Presigner,
+    ResumableWrites,
+)
 from gateway.storage import blob_store_for
 from gateway.topology import DEFAULT, StorageSpec
 
@@ -33,10 +40,12 @@ class Storage:
     presigner: Presigner | None
     inventory: BlobInventory | None
     resumable: ResumableWrites | None
+    mover: BlobMover | None = None
 
     @property
     def dedup(self) -> bool:
-        return self.spec.dedup
+        """Content-addressed (service/dedup.py): configured, and the store can move blobs."""
+        return self.spec.dedup and self.mover is not None
 
     @classmethod
     def of(cls, name: str, spec: StorageSpec, store: BlobStore) -> Storage:
@@ -47,6 +56,7 @@ class Storage:
             presigner=store if spec.presign and isinstance(store, Presigner) else None,
             inventory=store if isinstance(store, BlobInventory) else None,
             resumable=store.resumable_writes() if isinstance(store, HasResumableWrites) else None,
+            mover=store if isinstance(store, BlobMover) else None,
         )
 
 

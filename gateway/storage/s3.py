@@ -245,6 +245,12 @@ class S3BlobStore:
         except BotoCoreError as exc:
             raise _storage_error("head_object", exc) from exc
 
+    async def move(self, src: str, dst: str, *, size: int) -> None:
+        """Server-side copy, then delete (storage/s3_copy.py)."""
+        from gateway.storage.s3_copy import move
+
+        await move(self, src, dst, size=size)
+
     async def delete(self, key: str) -> None:
         try:
             await self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
