@@ -111,7 +111,8 @@ async def test_unannounced_length_is_enforced_at_commit_and_stores_nothing(
     resp = await chunked(200)  # no Content-Length: refused once it outgrows the room (100 bytes)
     body = await resp.json()
     assert resp.status == 413, body
-    assert body["error"]["code"] in ("quota_exceeded", "payload_too_large")
+    assert body["error"]["code"] == "quota_exceeded"
+    assert body["error"]["used"] == {"bytes": 900, "assets": 1}
     assert len(asset_blobs(inspector)) == 1
     u = await usage(client, "alice")
     assert (u["bytes"], u["assets"]) == (900, 1)

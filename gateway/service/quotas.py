@@ -107,7 +107,7 @@ class Quotas:
         )
         q = self.limits(scope)
         if not await self.ledger.hold(hold, q.max_bytes, q.max_assets):
-            await self._refuse(scope, size, assets)
+            await self.refuse(scope, size, assets)
         return hold
 
     async def grow(self, hold: Hold, size: int) -> Hold:
@@ -115,7 +115,7 @@ class Quotas:
             return hold
         assert self.ledger is not None
         if not await self.ledger.grow(hold, size, self.limits(hold.scope).max_bytes):
-            await self._refuse(hold.scope, size - hold.bytes, 0)
+            await self.refuse(hold.scope, size - hold.bytes, 0)
         return Hold(**{**vars(hold), "bytes": size})
 
     async def settle(self, hold: Hold | None, scope: str, size: int, assets: int) -> None:
@@ -163,7 +163,7 @@ class Quotas:
                 done += await self.ledger.release(hold)
         return done
 
-    async def _refuse(self, scope: str, size: int, assets: int) -> None:
+    async def refuse(self, scope: str, size: int, assets: int) -> None:
         """Raise 413 with the figures as they are now (when they fit now, the race for them was lost)."""
         assert self.ledger is not None
         used = await self.ledger.usage(scope)

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.errors import CatalogError, GatewayError
+from gateway.errors import CatalogError, GatewayError, PayloadTooLarge
 from gateway.hashing import DigestingStream, Digests, Expected
 from gateway.names import guess_content_type, validate_name
 from gateway.ports import CatalogLimits, Hold
@@ -104,9 +104,11 @@ class Uploads:
         limit = self.b.settings.max_upload_size if max_size is None else max_size
         scope = placement.scope if placement else ""
         hold = None
+        capped = False  # the body may not outgrow the quota's room: over it is quota_exceeded, not 413
         if scope and self.quotas.limited(scope):
             if size_hint is None:
                 room = await self.quotas.room(scope)
+                capped = room is not None and room < limit
                 limit = limit if room is None else min(limit, room)
             hold = await self.quotas.hold(
                 scope, size=size_hint or 0, assets=int(new), asset_id=asset_id, blob_key=blob_key
@@ -114,6 +116,11 @@ class Uploads:
         stream = DigestingStream(chunks, max_size=limit, expected=expected)
         try:
             await storage.store.write(blob_key, stream, size_hint=size_hint)
+        except PayloadTooLarge:
+            await asyncio.shield(self.quotas.release(hold))
+            if capped:
+                await self.quotas.refuse(scope, limit + 1, 0)
+            raise
         except BaseException:
             await asyncio.shield(self.quotas.release(hold))
             raise
