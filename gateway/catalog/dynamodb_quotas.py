@@ -7,7 +7,10 @@ hold item and its due-index entry. Two processes racing for the last bytes of a 
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
 
 from gateway.catalog import quota_items as qi
 from gateway.catalog.dynamodb import _to_wire
@@ -115,14 +118,31 @@ class DynamoQuotaLedger:
         )
 
     async def release(self, hold: Hold) -> bool:
-        return await self.c._transact(
+        done = await self.c._transact(
             [*self._drop(hold), self._usage_update(hold.scope, -hold.bytes, -hold.assets, None, None)]
         )
+        if done:
+            await self._forget_if_empty(hold.scope)
+        return done
 
     async def charge(self, scope: str, bytes_: int, assets: int) -> None:
         update = self._usage_update(scope, bytes_, assets, None, None)["Update"]
         update.pop("TableName")
         await self.c._call("update_item", TableName=self.c.table, **update)
+        if bytes_ < 0 or assets < 0:
+            await self._forget_if_empty(scope)
+
+    async def _forget_if_empty(self, scope: str) -> None:
+        """A scope back at zero leaves no item (a deleted asset leaves nothing behind). Conditional, so
+        an upload counted meanwhile keeps its item; its ADD would recreate it anyway."""
+        with contextlib.suppress(ClientError):
+            await self.c.client.delete_item(
+                TableName=self.c.table,
+                Key=_to_wire({"PK": qi.usage_pk(scope), "SK": qi.USAGE_SK}),
+                ConditionExpression="#b = :zero AND #a = :zero",
+                ExpressionAttributeNames=dict(_NAMES),
+                ExpressionAttributeValues=_to_wire({":zero": 0}),
+            )
 
     async def due_holds(self, now: float, limit: int) -> list[Hold]:
         pointers = (await self.c._query(qi.DUE_PK, sk_max=qi.due_upper(now)))[:limit]

@@ -32,6 +32,9 @@ class SqliteQuotaLedger:
             return False
         if d_assets > 0 and max_assets is not None and now.assets + d_assets > max_assets:
             return False
+        if now.bytes + d_bytes == 0 and now.assets + d_assets == 0:  # nothing stored: no item left
+            await self.db.execute(_DELETE, (qi.usage_pk(scope), qi.USAGE_SK))
+            return True
         row = {
             "PK": qi.usage_pk(scope),
             "SK": qi.USAGE_SK,

@@ -21,7 +21,7 @@ from gateway.http.uploads import content_type_of, created, link_base_url
 from gateway.names import validate_name
 from gateway.records import Placement, UploadLink
 from gateway.service.placement import Choice
-from gateway.service.uploads import Staged
+from gateway.service.staging import Staged
 
 MAX_FIELD_BYTES = 1024
 MAX_FORM_PARTS = 100  # files and fields together: bounds the CPU a form of tiny parts can burn

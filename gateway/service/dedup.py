@@ -39,7 +39,7 @@ from gateway.errors import GatewayError
 from gateway.service.context import Backends
 
 if TYPE_CHECKING:
-    from gateway.service.uploads import Staged
+    from gateway.service.staging import Staged
 
 log = logging.getLogger("gateway.dedup")
 RACE_RETRIES = 4

@@ -49,8 +49,9 @@ from gateway.service.context import Backends
 from gateway.service.params import TokenRequest
 from gateway.service.resumable_body import ChunkChecksum, PatchBody, RunningDigest, RunningDigests
 from gateway.service.resumable_concat import concatenate
+from gateway.service.staging import Staged
 from gateway.service.tokens import IssuedToken
-from gateway.service.uploads import Staged, Uploads
+from gateway.service.uploads import Uploads
 from gateway.storage.registry import Storage
 
 log = logging.getLogger("gateway.resumable")

@@ -19,19 +19,19 @@ import logging
 import math
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import CatalogError, GatewayError, PayloadTooLarge
-from gateway.hashing import DigestingStream, Digests, Expected
+from gateway.hashing import DigestingStream, Expected
 from gateway.names import guess_content_type, validate_name
-from gateway.ports import CatalogLimits, Hold
+from gateway.ports import CatalogLimits
 from gateway.records import Asset, NewAsset, Placement, Version
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
 from gateway.service.dedup import Dedup
 from gateway.service.params import TokenRequest
 from gateway.service.quotas import Quotas
+from gateway.service.staging import Staged, StagedFiles
 from gateway.service.tokens import IssuedToken, Tokens
 
 log = logging.getLogger("gateway.service")
@@ -46,23 +46,6 @@ def max_files_per_commit(limits: CatalogLimits) -> int:
     return (limits.max_transaction_items - ITEMS_PER_COMMIT) // ITEMS_PER_FILE
 
 
-@dataclass(frozen=True)
-class Staged:
-    """Bytes that are stored but not yet visible."""
-
-    asset_id: str
-    name: str
-    content_type: str
-    blob_key: str
-    digests: Digests
-    storage: str = ""  # the named storage holding blob_key
-    scope: str = ""  # quota scope ('': the committing owner's), service/quotas.py
-    hold: Hold | None = None  # room reserved for it before its bytes were read
-    shared: str = ""  # content-addressed: its member in the shared blob at blob_key (service/dedup.py)
-    origin: str = ""  # content-addressed: where it was staged (deleted once committed, unless moved)
-    moved: bool = False  # content-addressed: the staged bytes became the shared blob
-
-
 class Uploads:
     def __init__(self, backends: Backends, assets: AssetReader, tokens: Tokens, quotas: Quotas) -> None:
         self.b = backends
@@ -70,6 +53,10 @@ class Uploads:
         self.tokens = tokens
         self.quotas = quotas
         self.dedup = Dedup(backends)
+        self.files = StagedFiles(quotas, self.dedup, backends)
+
+    async def discard(self, staged: Sequence[Staged]) -> None:
+        await self.files.discard(staged)
 
     @property
     def max_form_files(self) -> int:
@@ -135,21 +122,6 @@ class Uploads:
             hold=hold,
         )
 
-    async def discard(self, staged: Sequence[Staged]) -> None:
-        """Delete staged blobs and give their quota holds back; shielded so a cancelled request still
-        cleans up."""
-
-        async def _drop() -> None:
-            for s in staged:
-                await self.quotas.release(s.hold)
-                with contextlib.suppress(Exception):
-                    await self.dedup.delete(s.storage, s.blob_key, s.shared)
-                if s.origin and not s.moved:
-                    with contextlib.suppress(Exception):
-                        await self.b.storages.get(s.storage).store.delete(s.origin)
-
-        await asyncio.shield(_drop())
-
     async def commit(
         self,
         staged: Sequence[Staged],
@@ -163,8 +135,7 @@ class Uploads:
     ) -> tuple[list[tuple[Asset, Version]], IssuedToken | None]:
         """Make ``staged`` visible in one catalog transaction. On failure the blobs are deleted, unless
         ``keep_on_failure`` (a resumable upload keeps its bytes to retry the commit)."""
-        staged = await self._held(staged, owner, keep_on_failure)
-        staged = await self._shared(staged, keep_on_failure)
+        staged = await self.files.prepare(staged, owner=owner, keep=keep_on_failure)
         now = self.b.clock()
         expires_at = None if retention is None else math.ceil(now) + retention  # never shorter than asked
         pairs = [
@@ -207,70 +178,10 @@ class Uploads:
             await self._write_or_discard(news, [] if keep_on_failure else staged)
         except BaseException:
             if keep_on_failure:  # the blobs stay (a resumable upload retries), their holds go
-                await asyncio.shield(self._unshare_all(staged))
+                await asyncio.shield(self.files.undo(staged))
             raise
-        for s in staged:
-            await self.dedup.committed(s)
-        counted: dict[str, list[int]] = {}  # scopes without a hold: one counter update each
-        for s in staged:
-            if s.hold is not None:
-                await self.quotas.settle(s.hold, s.scope, s.digests.size, 1)
-            else:
-                figures = counted.setdefault(s.scope, [0, 0])
-                figures[0] += s.digests.size
-                figures[1] += 1
-        for scope, (size, count) in counted.items():
-            await self.quotas.settle(None, scope, size, count)
+        await self.files.committed(staged)
         return pairs, issued
-
-    async def _shared(self, staged: Sequence[Staged], keep: bool) -> list[Staged]:
-        """Content-addressed storages: each staged file kept or discarded by digest (service/dedup.py)."""
-        out: list[Staged] = []
-        try:
-            for s in staged:
-                out.append(await self.dedup.share(s))
-        except BaseException:
-            rest = [*out, *staged[len(out) :]]
-            if keep:
-                await asyncio.shield(self._unshare_all(rest))
-            else:
-                await self.discard(rest)
-            raise
-        return out
-
-    async def _unshare_all(self, staged: Sequence[Staged]) -> None:
-        """A kept upload's failed commit: bytes back at their staging keys, holds given back."""
-        for s in staged:
-            await self.quotas.release(s.hold)
-            try:
-                await self.dedup.unshare(s)
-            except (GatewayError, OSError) as exc:
-                log.warning("could not undo dedup of %s: %s", s.asset_id, exc)
-
-    async def _held(self, staged: Sequence[Staged], owner: str, keep: bool) -> list[Staged]:
-        """Every staged file with a hold as large as its bytes, where its scope has a quota: the exact,
-        conditional check of uploads whose length was not announced. Refused → all discarded, 413."""
-        out: list[Staged] = []
-        try:
-            for s in staged:
-                scope = s.scope or f"owner:{owner}"
-                hold = s.hold
-                if hold is None and self.quotas.limited(scope):
-                    hold = await self.quotas.hold(
-                        scope, size=s.digests.size, assets=1, asset_id=s.asset_id, blob_key=s.blob_key
-                    )
-                elif hold is not None:
-                    hold = await self.quotas.grow(hold, s.digests.size)
-                out.append(dataclasses.replace(s, scope=scope, hold=hold))
-        except BaseException:
-            rest = [*out, *staged[len(out) :]]
-            if keep:
-                for s in rest:
-                    await asyncio.shield(self.quotas.release(s.hold))
-            else:
-                await self.discard(rest)
-            raise
-        return out
 
     async def _write_or_discard(self, news: Sequence[NewAsset], staged: Sequence[Staged]) -> None:
         """The catalog write; its outcome decided (read back if need be) before any blob is deleted."""
