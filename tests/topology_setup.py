@@ -119,7 +119,10 @@ def build(kind: str, endpoint: str, ddb_endpoint: str, tmp_path: Path, **extra: 
             "profiles": profiles,
             "tenants": {"acme": {"storage": "customer"}, "beta": {}},
             "principals": {
-                "key:alice": {"region": "us-west", "profiles": ["default", "local", "secure"]},
+                "key:alice": {
+                    "region": "us-west",
+                    "profiles": ["default", "local", *sorted(profiles.keys() - {"default", "local"})],
+                },
                 "key:bob": {"tenant": "acme"},
                 "key:carol": {"tenant": "beta"},
                 "key:dave": {"profiles": ["default"]},
