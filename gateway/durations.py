@@ -87,3 +87,12 @@ def _parse_human(raw: str) -> int:
     if not seen:
         raise DurationError(f"cannot parse duration {raw!r}")
     return total
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest string :func:`parse_duration` reads back as exactly ``seconds`` ('1d', '90m')."""
+    for unit in ("y", "mo", "w", "d", "h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

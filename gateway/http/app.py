@@ -16,6 +16,7 @@ from gateway.http.bodies import close_if_body_unread
 from gateway.http.errors import error_middleware
 from gateway.http.keys import AUTH, INFLIGHT, METRICS, SERVICE, SETTINGS, InFlight
 from gateway.http.observe import add_request_id, cors_preflight_middleware, observe_middleware
+from gateway.http.page_kit import setup_pages
 from gateway.http.ratelimit import WINDOWS, MinuteWindows, rate_limit_middleware
 from gateway.http.routes import add_routes
 from gateway.observability import Metrics, Timed
@@ -74,5 +75,6 @@ def create_app(
                 await services.close()
 
     app.cleanup_ctx.append(backends)
+    setup_pages(app)
     add_routes(app)
     return app

@@ -21,7 +21,7 @@ from gateway.http.uploads import SHARE_PASSWORD
 from gateway.http.zips import zip_representation
 from gateway.names import content_disposition, safe_inline, served_type
 from gateway.ports import BlobReader
-from gateway.records import Asset, Version
+from gateway.records import Asset, Token, Version
 from gateway.service import Services
 from gateway.service.zips import MemberSpec
 
@@ -148,6 +148,12 @@ async def download_token(request: web.Request) -> web.StreamResponse:
     ranged = request.method == hdrs.METH_GET and hdrs.RANGE in request.headers
     token = await svc.tokens.resolve(request.match_info["token"], resuming=ranged)
     await svc.passwords.check(token, presented_password(request))
+    return await serve_link(request, token, inline=inline)
+
+
+async def serve_link(request: web.Request, token: Token, *, inline: bool = False) -> web.StreamResponse:
+    """The bytes behind a resolved link whose password (if any) was checked; counts one download."""
+    svc = request.app[SERVICE]
     link = CountedLink(svc.tokens, token, client_address(request))
     if token.is_bundle:
         try:

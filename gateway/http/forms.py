@@ -16,8 +16,8 @@ from prometheus_client import Counter
 from gateway.errors import BadRequest, GatewayError, RequestTimeout
 from gateway.http.bodies import send_continue
 from gateway.http.keys import METRICS, SERVICE, SETTINGS, principal
-from gateway.http.models import AssetOut, MultiUploadResponse, TokenOut, UploadResponse
-from gateway.http.uploads import content_type_of, created, link_base_url
+from gateway.http.models import AssetOut, MultiUploadResponse, UploadResponse
+from gateway.http.uploads import content_type_of, created, token_out
 from gateway.names import validate_name
 from gateway.records import Placement, UploadLink
 from gateway.service.placement import Choice
@@ -166,7 +166,7 @@ async def upload_form(request: web.Request, link: UploadLink | None = None) -> w
         for claim in claims:
             await asyncio.shield(svc.upload_links.release(claim))
         raise
-    token = TokenOut.of(issued, link_base_url(request)) if issued else None
+    token = token_out(request, issued) if issued else None
     if len(pairs) == 1:
         return created(UploadResponse(asset=AssetOut.of(*pairs[0]), token=token))
     return created(MultiUploadResponse(assets=[AssetOut.of(a, v) for a, v in pairs], token=token))

@@ -47,10 +47,11 @@ class TokenOut(BaseModel):
     asset_ids: list[str]
     max_downloads: int | None
     url: str
+    page_url: str = Field(description="the share page for browsers (never counts a download)")
     password: bool = Field(default=False, description="the link needs a password")
 
     @classmethod
-    def of(cls, issued: IssuedToken, base_url: str) -> TokenOut:
+    def of(cls, issued: IssuedToken, base_url: str, page_base: str) -> TokenOut:
         rec = issued.record
         return cls(
             token=issued.secret,
@@ -60,6 +61,7 @@ class TokenOut(BaseModel):
             asset_ids=list(rec.asset_ids),
             max_downloads=rec.max_downloads,
             url=f"{base_url}/asset-token/{issued.secret}",
+            page_url=f"{page_base}/s/{issued.secret}",
             password=rec.password_hash is not None,
         )
 

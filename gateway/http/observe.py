@@ -80,7 +80,7 @@ async def observe_middleware(request: web.Request, handler: Handler) -> web.Stre
         if kind:
             metrics.transfers(kind).dec()
         metrics.count_request(name, request.method, status, elapsed)
-        if name == "token-download" and request.method == hdrs.METH_GET:
+        if route is not None and route.link_download and request.method != hdrs.METH_HEAD:
             if status in (200, 206, 302):
                 metrics.token_claims.labels("granted").inc()
             elif status == 410:

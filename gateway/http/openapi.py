@@ -24,10 +24,12 @@ BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 LINK_PREFIX = "/upload/{token}"  # routes whose only credential is the upload link in their URL
+SHARE_PAGE_PREFIX = "/s/{token}"  # the share page of a link: the link in the URL is the credential
+HTML = "text/html"
 
 
 def by_link(path: str) -> bool:
-    return path == LINK_PREFIX or path.startswith(LINK_PREFIX + "/")
+    return any(path == p or path.startswith(p + "/") for p in (LINK_PREFIX, SHARE_PAGE_PREFIX))
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Operation:
     public: bool = False
     binary_response: str | None = None  # media type of a streamed body on 200/206
     errors: tuple[int, ...] = (400, 404)
+    # pages: media types of their answers, errors included (text/html; or both, chosen by Accept)
+    media: tuple[str, ...] = ()
 
 
 def operation(op: Operation) -> Callable[[H], H]:
@@ -136,7 +140,7 @@ def build_spec(app: web.Application, *, secured: bool) -> dict[str, Any]:
             if isinstance(out, str):
                 content = (
                     {op.binary_response: BINARY} if op.binary_response and status in (200, 206) else None
-                )
+                ) or ({m: _page_schema(m, ok=True) for m in op.media} if op.media and status < 300 else None)
                 responses[str(status)] = {"description": out} | ({"content": content} if content else {})
             else:
                 outs = out if isinstance(out, tuple) else (out,)
@@ -152,12 +156,9 @@ def build_spec(app: web.Application, *, secured: bool) -> dict[str, Any]:
         if isinstance(op.body, type):  # every JSON body: over the cap / not JSON
             error_statuses |= {400, 413, 415}
         for status in sorted(error_statuses):
+            media = op.media or ("application/json",)
             responses.setdefault(
-                str(status),
-                {
-                    "description": "error",
-                    "content": {"application/json": {"schema": _schema_ref(ErrorResponse)}},
-                },
+                str(status), {"description": "error", "content": {m: _page_schema(m) for m in media}}
             )
         entry["responses"] = responses
         if not public:
@@ -194,6 +195,12 @@ _LINK_SOURCES = {
     "UploadResponse": ("id", "$response.body#/asset/id"),
     "TokenCreated": ("token", "$response.body#/token/token"),
 }
+
+
+def _page_schema(media: str, *, ok: bool = False) -> dict[str, Any]:
+    if media == HTML:
+        return {"schema": {"type": "string"}}
+    return {"schema": {"type": "object"} if ok else _schema_ref(ErrorResponse)}
 
 
 def _links(app: web.Application, model: type[BaseModel]) -> dict[str, Any]:

@@ -57,7 +57,7 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
         who = request.get(PRINCIPAL)
         key = who.id if who is not None and who.authenticated else f"addr:{client_address(request)}"
         limited = ("upload", key, settings.rate_limit_uploads)
-    elif route is not None and route.name == "token-download" and settings.rate_limit_link_downloads:
+    elif route is not None and route.link_download and settings.rate_limit_link_downloads:
         limited = ("link_download", client_address(request), settings.rate_limit_link_downloads)
     if limited is not None:
         kind, key, limit = limited

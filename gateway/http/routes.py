@@ -13,10 +13,23 @@ from typing import Literal
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from gateway.http import downloads, manage, ops, resumable, tokens, upload_links, uploads, usage, zips
+from gateway.http import (
+    downloads,
+    manage,
+    ops,
+    resumable,
+    share_page,
+    tokens,
+    upload_links,
+    upload_page,
+    uploads,
+    usage,
+    zips,
+)
 from gateway.http.bodies import defer_continue
 from gateway.http.docs_page import docs_page
 from gateway.http.openapi import by_link, described
+from gateway.http.page_kit import static_file
 
 Transfer = Literal["upload", "download"]
 
@@ -28,6 +41,7 @@ class Route:
     name: str
     handler: Handler
     transfer: Transfer | None = None  # counted in gateway_transfers_in_flight
+    link_download: bool = False  # spends a share link's download: rate-limited and counted as a claim
 
 
 ROUTES: tuple[Route, ...] = (
@@ -44,7 +58,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", "/asset/{id}/content", "asset-content", manage.put_content, "upload"),
     Route("GET", "/assets", "asset-list", manage.list_assets),
     Route("GET", "/usage", "usage", usage.get_usage),
-    Route("GET", "/asset-token/{token}", "token-download", downloads.download_token, "download"),
+    Route("GET", "/asset-token/{token}", "token-download", downloads.download_token, "download", True),
     Route("DELETE", "/asset-token/{token}", "token-revoke", tokens.revoke_by_secret),
     Route("POST", "/asset/{id}/tokens", "token-create", tokens.create_token),
     Route("GET", "/asset/{id}/tokens", "token-list", tokens.list_tokens),
@@ -66,6 +80,14 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/upload/{token}/files/{id}", "link-tus-status", resumable.tus_status),
     Route("PATCH", "/upload/{token}/files/{id}", "link-tus-patch", resumable.tus_patch, "upload"),
     Route("DELETE", "/upload/{token}/files/{id}", "link-tus-delete", resumable.tus_delete),
+    # Pages for browsers (gateway/http/page_kit.py): clients of the routes above like any other.
+    Route("GET", "/", "upload-page", upload_page.upload_page),
+    Route("GET", "/upload/{token}", "link-page", upload_page.link_page),
+    Route("GET", "/static/{name}", "static", static_file),
+    Route("GET", "/s/{token}", "share-page", share_page.share_page),
+    Route("POST", "/s/{token}", "share-unlock", share_page.unlock_page),
+    Route("POST", "/s/{token}/download", "share-download", share_page.page_download, "download", True),
+    Route("GET", "/s/{token}/qr.svg", "share-qr", share_page.share_qr),
 )
 BY_NAME = {r.name: r for r in ROUTES}
 

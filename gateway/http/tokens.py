@@ -8,9 +8,9 @@ from gateway.durations import is_decimal
 from gateway.errors import BadRequest
 from gateway.http.bodies import read_json
 from gateway.http.keys import SERVICE, principal
-from gateway.http.models import DownloadList, TokenCreated, TokenCreateRequest, TokenInfo, TokenList, TokenOut
+from gateway.http.models import DownloadList, TokenCreated, TokenCreateRequest, TokenInfo, TokenList
 from gateway.http.openapi import Operation, Param, operation
-from gateway.http.uploads import link_base_url
+from gateway.http.uploads import token_out
 from gateway.service.params import TokenRequest
 from gateway.service.tokens import IssuedToken
 
@@ -26,7 +26,7 @@ async def link_request(
 
 
 def token_created(request: web.Request, issued: IssuedToken) -> web.Response:
-    out = TokenCreated(token=TokenOut.of(issued, link_base_url(request)))
+    out = TokenCreated(token=token_out(request, issued))
     return web.Response(status=201, text=out.model_dump_json(), content_type="application/json")
 
 

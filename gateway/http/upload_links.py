@@ -20,10 +20,16 @@ from gateway.errors import Forbidden, UnsupportedMediaType
 from gateway.http.bodies import body_chunks, read_json
 from gateway.http.forms import upload_form
 from gateway.http.keys import SERVICE, SETTINGS, principal
-from gateway.http.models import AssetOut, MultiUploadResponse, TokenOut, UploadResponse
+from gateway.http.models import AssetOut, MultiUploadResponse, UploadResponse
 from gateway.http.openapi import Operation, operation
 from gateway.http.resumable import tus_create
-from gateway.http.uploads import announced_length, base_url, content_type_of, created, link_base_url
+from gateway.http.uploads import (
+    announced_length,
+    base_url,
+    content_type_of,
+    created,
+    token_out,
+)
 from gateway.names import is_media_type, validate_name
 from gateway.records import Placement, UploadLink
 from gateway.service.placement import Choice
@@ -199,7 +205,7 @@ async def link_upload_raw(request: web.Request) -> web.Response:
     except BaseException:
         await asyncio.shield(svc.upload_links.release(link))
         raise
-    token = TokenOut.of(issued, link_base_url(request)) if issued else None
+    token = token_out(request, issued) if issued else None
     return created(UploadResponse(asset=AssetOut.of(asset, version), token=token))
 
 

@@ -25,6 +25,7 @@ from gateway.http.models import AssetOut, JsonUploadRequest, MultiUploadResponse
 from gateway.http.openapi import Operation, Param, operation
 from gateway.names import is_media_type, validate_name
 from gateway.service.placement import Choice
+from gateway.service.tokens import IssuedToken
 
 SHARE_PASSWORD = "Share-Password"  # noqa: S105 (a header name: carries a link password)
 # What curl --data-binary and HTML forms send by default: a statement about encoding, not about the file.
@@ -40,6 +41,11 @@ def link_base_url(request: web.Request) -> str:
     """Where share links point: a separate download origin when configured, so a link's response never
     shares cookies or storage with the API and pages origin."""
     return request.app[SETTINGS].download_base_url or base_url(request)
+
+
+def token_out(request: web.Request, issued: IssuedToken) -> TokenOut:
+    """A minted link as answered: bytes from the download origin, the share page on the pages origin."""
+    return TokenOut.of(issued, link_base_url(request), base_url(request))
 
 
 def content_type_of(value: str | None, *, raw_body: bool = False) -> str | None:
@@ -150,7 +156,7 @@ async def upload_raw(request: web.Request) -> web.Response:
     return created(
         UploadResponse(
             asset=AssetOut.of(asset, version),
-            token=TokenOut.of(issued, link_base_url(request)) if issued else None,
+            token=token_out(request, issued) if issued else None,
         )
     )
 
@@ -214,7 +220,7 @@ async def _upload_json(request: web.Request) -> web.Response:
     return created(
         UploadResponse(
             asset=AssetOut.of(asset, version),
-            token=TokenOut.of(issued, link_base_url(request)) if issued else None,
+            token=token_out(request, issued) if issued else None,
         )
     )
 

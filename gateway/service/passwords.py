@@ -5,13 +5,21 @@ sixth of a second on these machines, so hashing and verifying run on a worker th
 are counted per link and UTC minute in the catalog with one conditional write each, so the limit
 (``password_attempts_per_minute``, default 10) holds across every gateway process; past it the link
 answers 429 until the minute ends, even for the right password, and nothing is counted as a download.
+
+The share page (``/s/<token>``) asks for the password once, then hands the browser a *grant*: an
+HMAC over the link's hash and an expiry, good for ten minutes, carried in the page's download form. So
+the password is never echoed back into a page, no cookie carries authority (nothing for CSRF to ride
+on), and any gateway process can check the grant (the key derives from the catalog's shared secret).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import hmac
 import math
+import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,12 +30,15 @@ from gateway.service.context import Backends
 from gateway.service.params import TokenRequest
 
 MAX_PASSWORD = 256
+GRANT_SECONDS = 600
 
 
 class LinkPasswords:
     def __init__(self, backends: Backends) -> None:
         self.b = backends
         self._hasher = PasswordHasher()
+        root = backends.client_secret or secrets.token_bytes(32)  # empty only in hand-built test setups
+        self._grant_key = hmac.new(root, b"share-page-grant", hashlib.sha256).digest()
 
     @staticmethod
     def validate(raw: str | None) -> str | None:
@@ -75,3 +86,22 @@ class LinkPasswords:
         if not await self.b.catalog.add_wrong_guess(token.token_hash, minute, limit):
             raise TooManyRequests("too many wrong passwords for this link; wait", retry_after=retry_after)
         raise PasswordRequired("wrong password for this link", code="wrong_password")
+
+    def grant(self, token: Token) -> str:
+        """Proof, for the share page's download form, that this link's password was just given."""
+        expires = int(self.b.clock()) + GRANT_SECONDS
+        return f"{expires}.{self._sign(token.token_hash, expires)}"
+
+    def granted(self, token: Token, grant: str) -> bool:
+        raw_expiry, _, signature = grant.partition(".")
+        if not raw_expiry.isascii() or not raw_expiry.isdigit() or len(raw_expiry) > 12:
+            return False
+        expires = int(raw_expiry)
+        if expires <= self.b.clock():
+            return False
+        return hmac.compare_digest(
+            signature.encode("utf-8", "replace"), self._sign(token.token_hash, expires).encode()
+        )
+
+    def _sign(self, token_hash: str, expires: int) -> str:
+        return hmac.new(self._grant_key, f"{token_hash}:{expires}".encode(), hashlib.sha256).hexdigest()

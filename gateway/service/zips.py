@@ -70,6 +70,10 @@ class Zips:
             out.append((assets[key[0]], version))
         return out
 
+    async def listing(self, asset_ids: Sequence[str]) -> list[tuple[Asset, Version]]:
+        """A bundle's members as its share page lists them (nothing read, nothing counted)."""
+        return await self._resolve([MemberSpec(a) for a in asset_ids], None)
+
     async def members(self, specs: Sequence[MemberSpec], *, owner: str | None) -> list[Member[Version]]:
         """Check every member (exists, readable) before anything is sent; names made unique."""
         paths = [safe_member_path(s.path) if s.path is not None else None for s in specs]
