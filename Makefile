@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JS     := tests/js/node_modules/.installed
 
-.PHONY: serve test test-real lint typecheck unit bench bench-real bench-tus clean
+.PHONY: serve test test-real lint typecheck unit bench bench-real bench-tus screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ bench-real: $(STAMP)
 	bash scripts/real-lane.sh run -- sh -c '$(BIN)/python benchmarks/stream.py --size-mib 1024 --pairs real \
 	  && $(BIN)/python benchmarks/load.py --pairs real && $(BIN)/python benchmarks/link_calls.py --pairs real \
 	  && $(BIN)/python benchmarks/zip.py --pairs real'
+
+# The pages photographed by their browser tests, kept under docs/screenshots (shown in the README).
+screenshots: $(STAMP)
+	GATEWAY_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/test_pages_browser.py -k local
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -13,7 +13,7 @@
   const cfg = { mode: root.dataset.mode, endpoint: root.dataset.endpoint,
                 secured: root.dataset.secured === "true", maxSize: Number(root.dataset.maxSize) || 0 };
   const CHUNK = 8 * 1024 * 1024;
-  const RETRY_DELAYS = [0, 500, 1500, 3000, 6000, 10000];
+  const RETRY_DELAYS = [500, 1000, 2000, 4000, 8000, 10000];
   const KEY_STORE = "gateway-api-key";
   const $ = (id) => document.getElementById(id);
   const form = $("upload-form"), input = $("files"), list = $("file-list"), status = $("status");
@@ -123,6 +123,11 @@
     updateTotal();
   }
 
+  function resumed(item, offset) {
+    item.state.textContent = "resuming at " + humanSize(offset);
+    item.li.dataset.resumedFrom = String(offset);  // where the server said to continue (tests read it)
+  }
+
   async function finishedUpload(url) {
     // An upload finished in an earlier tab: its asset, from GET /files/{id} (no link secret there).
     const r = await request("GET", url, headers());
@@ -154,7 +159,7 @@
       try { offset = await resumeOffset(url); } catch (e) { if (!(e instanceof NetworkError)) throw e; }
       if (offset === null) { localStorage.removeItem(key); url = null; }
       else if (offset >= f.size) { localStorage.removeItem(key); progress(item, f.size); return finishedUpload(url); }
-      else item.state.textContent = "resuming at " + humanSize(offset);
+      else resumed(item, offset);
     }
     if (!url) {
       const made = await create(item, meta);
@@ -200,7 +205,7 @@
           if (at === null) { localStorage.removeItem(key); throw new Error("the upload expired; start again"); }
           offset = at;
           progress(item, offset);
-          item.state.textContent = "resuming at " + humanSize(offset);
+          resumed(item, offset);
           if (offset >= f.size) { localStorage.removeItem(key); return finishedUpload(url); }
         } catch (e) { if (!(e instanceof NetworkError)) throw e; }
       }
