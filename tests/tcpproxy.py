@@ -72,7 +72,9 @@ class TcpProxy:
                 w.close()
             self._tasks.discard(task)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, client: bool) -> None:
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, client: bool
+    ) -> None:
         sent = 0
         with contextlib.suppress(ConnectionError, OSError):
             while chunk := await reader.read(65536):

@@ -362,7 +362,8 @@ async def test_upload_link_page_uploads_to_the_links_owner(
     assert await page.text_content("h1") == "Invoices <Q3>"
     assert "2 uploads left" in await page.text_content("#link-limits")
     await shots(page, "upload-link-page")
-    await page.set_input_files("#files", [{"name": "inv.pdf", "mimeType": "application/pdf", "buffer": b"%PDF"}])
+    pdf = {"name": "inv.pdf", "mimeType": "application/pdf", "buffer": b"%PDF"}
+    await page.set_input_files("#files", [pdf])
     await page.click("#start")
     await page.wait_for_selector("#status.ok", timeout=30_000)
     (share,) = [await f.input_value() for f in await page.query_selector_all(".share-url")]
