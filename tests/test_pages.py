@@ -122,7 +122,9 @@ async def test_qr_code_is_the_share_page_link(client: TestClient[Any, Any]) -> N
     assert (await client.get("/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/qr.svg")).status == 404
 
 
-async def test_password_page_reveals_nothing_and_grants_cannot_be_forged(client: TestClient[Any, Any]) -> None:
+async def test_password_page_reveals_nothing_and_grants_cannot_be_forged(
+    client: TestClient[Any, Any],
+) -> None:
     _, token = await share(client, "private-name.txt", b"secret bytes", password="pw-1234", max_downloads=5)
     _, other = await share(client, "other.txt", b"other", password="pw-5678")
     locked = await client.get(f"/s/{token}")
@@ -217,7 +219,8 @@ async def secured(settings_factory: Any, make_client: Any) -> TestClient[Any, An
 async def test_secured_mode_pages_are_public_and_the_api_is_not(secured: TestClient[Any, Any]) -> None:
     home = await secured.get("/")
     assert home.status == 200 and 'id="api-key"' in await home.text()
-    assert (await secured.post("/files/", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "1"})).status == 401
+    tus = {"Tus-Resumable": "1.0.0", "Upload-Length": "1"}
+    assert (await secured.post("/files/", headers=tus)).status == 401
     auth = {"Authorization": "Bearer alice-key-123"}
     up = await secured.put("/asset/s.txt?token=1", data=b"s", headers=auth)
     token = (await up.json())["token"]["token"]
