@@ -1,4 +1,5 @@
-"""The command line: serve, init, config, gc, healthcheck, keys; storage commands in cli_storage.py."""
+"""The command line: serve, init, config, gc, healthcheck, keys; storage commands in cli_storage.py; the
+terminal client (upload, download, share, revoke, ls) in gateway/client/, which needs no server settings."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from gateway import cli_storage
 from gateway.catalog import catalog_from_settings
+from gateway.client import commands as client_commands
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.gc import GcReport, collect
 from gateway.observability import configure_logging
@@ -76,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     create = keys.add_parser("create", help="print a new API key once, and the line to configure")
     create.add_argument("name", help="the principal (owner) this key authenticates as")
     cli_storage.add_parsers(sub)
+    client_commands.add_parsers(sub)
     args = parser.parse_args(argv)
+    if args.command in client_commands.COMMANDS:
+        return client_commands.run(args)
 
     if args.command == "keys":
         from gateway.auth import hash_api_key, new_api_key
