@@ -21,7 +21,9 @@ class TcpProxy:
     upstream_port: int
     cut_after: int | None = None  # close the first connection whose upload passes this many bytes
     rate: float | None = None  # bytes per second from the client, per connection
+    cut_download_after: int | None = None  # close the first connection whose response passes this
     cuts: int = 0
+    download_cuts: int = 0
     port: int = 0
     upstream_bytes: int = 0
     _seen: bytearray = field(default_factory=bytearray)
@@ -90,6 +92,13 @@ class TcpProxy:
                         return
                     if self.rate:
                         await asyncio.sleep(len(chunk) / self.rate)
+                else:
+                    sent += len(chunk)
+                    if self.cut_download_after is not None and self.download_cuts == 0:
+                        if sent > self.cut_download_after:
+                            self.download_cuts += 1
+                            writer.transport.abort()
+                            return
                 writer.write(chunk)
                 await writer.drain()
             if not client:

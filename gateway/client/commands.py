@@ -147,7 +147,10 @@ async def _run(args: argparse.Namespace, cfg: client_config.ClientConfig) -> int
             ids = [u.asset_id for u in done]
             token = None if args.no_link else await _mint(api, ids, args)
             if args.json:
-                files = [{"file": str(u.path), "asset_id": u.asset_id} for u in done]
+                files = [
+                    {"file": str(u.path), "asset_id": u.asset_id, "resumed_from": u.resumed_from}
+                    for u in done
+                ]
                 print(json.dumps({"assets": files, "token": token}))
             elif token is not None:
                 _show_link(token, args)
@@ -160,13 +163,16 @@ async def _run(args: argparse.Namespace, cfg: client_config.ClientConfig) -> int
                 got = await Downloader(api, reporter, password).fetch(args.link, _output(args.output))
             members = extract(got.path, args.extract) if args.extract else []
             if args.json:
-                out = {
+                out: dict[str, Any] = {
                     "path": str(got.path),
                     "size": got.size,
                     "sha256": got.sha256,
                     "verified": got.verified,
+                    "resumed_from": got.resumed_from,
                 }
-                print(json.dumps(out | ({"extracted": [str(m) for m in members]} if args.extract else {})))
+                if args.extract:
+                    out["extracted"] = [str(m) for m in members]
+                print(json.dumps(out))
             else:
                 print(got.path)
                 for m in members:

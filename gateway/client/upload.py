@@ -38,6 +38,7 @@ RETRY_DELAYS = (0.5, 1, 2, 4, 8)
 class Uploaded:
     path: Path
     asset_id: str
+    resumed_from: int = 0  # bytes the server already had when this run started
 
 
 class UploadState:
@@ -112,15 +113,15 @@ class Uploader:
             if offset > 0:
                 self.reporter.note(f"{path.name}: resuming at {offset} of {size} bytes")
             if offset >= size:
-                return await self._finished(path, key, url)
+                return await self._finished(path, key, url, offset)
         else:
             url, asset_id = await self._create(path, size)
             if asset_id is not None:  # an empty file is complete at creation
                 self.reporter.update(handle, size)
-                return Uploaded(path, asset_id)
+                return Uploaded(path, asset_id, 0)
             self.state.put(key, url)
             offset = 0
-        attempt = 0
+        attempt, resumed_from = 0, offset
         while True:
             try:
                 done = await self._patch(path, url, offset, lambda n: self.reporter.update(handle, n))
@@ -140,10 +141,10 @@ class Uploader:
             if isinstance(done, str):
                 self.state.put(key, None)
                 self.reporter.update(handle, size)
-                return Uploaded(path, done)
+                return Uploaded(path, done, resumed_from)
             offset, attempt = done, 0
             if offset >= size:
-                return await self._finished(path, key, url)
+                return await self._finished(path, key, url, resumed_from)
 
     async def _offset(self, url: str) -> int | None:
         """How much of the upload the server has; None when it no longer knows it."""
@@ -180,11 +181,11 @@ class Uploader:
                 raise status_error(resp.status, await resp.text(), f"uploading {path.name}")
             return resp.headers.get("Asset-Id") or int(resp.headers["Upload-Offset"])
 
-    async def _finished(self, path: Path, key: str, url: str) -> Uploaded:
+    async def _finished(self, path: Path, key: str, url: str, resumed_from: int) -> Uploaded:
         """An upload that completed earlier (say, killed right after its last byte): its asset."""
         async with self.api.session.get(url, headers=self.api.headers(TUS)) as resp:
             if resp.status != 200:
                 raise status_error(resp.status, await resp.text(), f"uploading {path.name}")
             body = await resp.json()
         self.state.put(key, None)
-        return Uploaded(path, str(body["asset"]["id"]))
+        return Uploaded(path, str(body["asset"]["id"]), resumed_from)
