@@ -64,7 +64,7 @@ bench-real: $(STAMP)
 
 # The pages photographed by their browser tests, kept under docs/screenshots (shown in the README).
 screenshots: $(STAMP)
-	GATEWAY_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/test_pages_browser.py -k local
+	PAGE_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/test_pages_browser.py -k local
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,7 @@
 What a person does: pick files, watch progress reach 100 %, copy the link, open it in another browser,
 download, and get the same bytes; type a password; come back to an upload a dropped network or a closed
 tab interrupted; open a link that has expired or been used up; see a hostile file name as text.
-Each page is photographed; ``GATEWAY_SCREENSHOTS=docs/screenshots`` (``make screenshots``) keeps them.
+Each page is photographed; ``PAGE_SCREENSHOTS=docs/screenshots`` (``make screenshots``) keeps them.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ async def browser() -> AsyncIterator[Any]:
 
 @pytest.fixture
 def shots(tmp_path: Path) -> Any:
-    target = Path(os.environ.get("GATEWAY_SCREENSHOTS") or tmp_path / "shots")
+    target = Path(os.environ.get("PAGE_SCREENSHOTS") or tmp_path / "shots")
     target.mkdir(parents=True, exist_ok=True)
 
     async def shoot(page: Any, name: str) -> None:
