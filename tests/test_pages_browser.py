@@ -370,3 +370,38 @@ async def test_upload_link_page_uploads_to_the_links_owner(
     assert await _fetch(page, share.replace("/s/", "/asset-token/")) == hashlib.sha256(b"%PDF").hexdigest()
     await page.reload()
     assert "1 upload left" in await page.text_content("#link-limits")
+
+
+async def test_secured_mode_page_asks_for_an_api_key(
+    page_kind: str, tmp_path: Path, request: pytest.FixtureRequest, browser: Any
+) -> None:
+    from gateway.auth import hash_api_key
+
+    endpoints = remote_endpoints(page_kind, request) if page_kind != "local" else None
+    settings = backend_settings(
+        page_kind, tmp_path, endpoints, public_base_url=None, api_keys=[f"dana:{hash_api_key('dana-key-42')}"]
+    )
+    srv = TestServer(create_app(settings), host="127.0.0.1")
+    await srv.start_server()
+    try:
+        page = await new_page(browser)
+        await page.goto(url_of(srv))
+        file = {"name": "k.txt", "mimeType": "text/plain", "buffer": b"keyed"}
+        await page.set_input_files("#files", [file])
+        await page.click("#start")
+        assert "API key" in await page.text_content("#status")  # nothing sent without one
+        await page.fill("#api-key", "not-the-key")
+        await page.click("#start")
+        await page.wait_for_selector("#status.error", timeout=30_000)
+        assert "API key was refused" in await page.text_content("#status")
+        await page.fill("#api-key", "dana-key-42")
+        await page.click("#start")
+        await page.wait_for_selector("#status.ok", timeout=30_000)
+        assert "dana-key-42" not in page.url
+        assert await page.evaluate("sessionStorage.getItem('gateway-api-key')") == "dana-key-42"
+        assert await page.evaluate("localStorage.getItem('gateway-api-key')") is None
+        (link,) = [await f.input_value() for f in await page.query_selector_all(".share-url")]
+        digest = await _fetch(page, link.replace("/s/", "/asset-token/"))
+        assert digest == hashlib.sha256(b"keyed").hexdigest()
+    finally:
+        await srv.close()
