@@ -179,17 +179,21 @@ async def test_03_download_counts_only_when_headers_are_sent(settings: Settings,
 # -- 4: zip planning is linear, capped, and the loop stays responsive ------------------------------------
 async def test_04_many_copies_of_one_id_do_not_stall_the_loop(client: TestClient[Any, Any]) -> None:
     aid = (await upload(client, "same.txt", b"same"))["asset"]["id"]
-    latencies: list[float] = []
+    # What is measured is the CPU the event loop's own thread spends between two turns of a ticker: a
+    # synchronous stretch of planning shows up there, while disk waits (fsync under a loaded CI machine)
+    # and CPU taken by other processes do not -- wall-clock latency of a probe request measured both.
+    cpu_gaps: list[float] = []
     done = asyncio.Event()
 
-    async def probe() -> None:
+    async def ticker() -> None:
+        last = time.thread_time()
         while not done.is_set():
-            start = time.perf_counter()
-            assert (await client.get("/healthcheck")).status == 200
-            latencies.append(time.perf_counter() - start)
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.005)
+            now = time.thread_time()
+            cpu_gaps.append(now - last)
+            last = now
 
-    prober = asyncio.create_task(probe())
+    ticking = asyncio.create_task(ticker())
     await asyncio.sleep(0.05)
     body = {"assets": [aid] * MAX_ZIP_MEMBERS, "name": "many.zip"}
     resp = await client.post("/zip", json=body)
@@ -197,8 +201,9 @@ async def test_04_many_copies_of_one_id_do_not_stall_the_loop(client: TestClient
     size = int(resp.headers["Content-Length"])
     resp.close()  # the plan is what is measured; the bytes are the zip tests' business
     done.set()
-    await prober
-    assert latencies and max(latencies) < 2.0, max(latencies)  # generous: 4 s stalls were the defect
+    await ticking
+    # generous: the quadratic plan held the loop for seconds of CPU; the linear one takes tens of ms in all
+    assert cpu_gaps and max(cpu_gaps) < 0.5, max(cpu_gaps)
     assert size > MAX_ZIP_MEMBERS * (30 + 46 + 2 * len("same (9999).txt"))
     too_many = await client.post("/zip", json={"assets": [aid] * (MAX_ZIP_MEMBERS + 1)})
     assert too_many.status == 400 and await error_code(too_many) == "invalid_members"

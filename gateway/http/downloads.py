@@ -160,7 +160,7 @@ async def serve_link(request: web.Request, token: Token, *, inline: bool = False
             members = await svc.zips.members([MemberSpec(a) for a in token.asset_ids], owner=None)
         except NotFound:
             raise Gone("an asset in this bundle no longer exists", code="asset_gone") from None
-        rep = zip_representation(svc, members, token.name or "files.zip", shared=True)
+        rep = await zip_representation(svc, members, token.name or "files.zip", shared=True)
         return await serve(request, rep, link=link)
     try:
         asset, version = await svc.assets.find(token.asset_ids[0], owner=None)  # the token is the capability

@@ -3,7 +3,8 @@
 Work here is proportional to the member count and runs on the event loop, so it is bounded twice: at
 most ``MAX_ZIP_MEMBERS`` members per request (documented in docs/zips.md), and name de-duplication is
 linear (``ziplayout.unique_names``). Long loops yield to the loop every ``YIELD_EVERY`` members, so a
-big zip request cannot stall other requests (a test measures /healthcheck latency meanwhile).
+big zip request cannot stall other requests; the archive layout of a big plan is computed in a worker
+thread (http/zips.py). A test measures the CPU the loop spends between two turns of a ticker meanwhile.
 """
 
 from __future__ import annotations
