@@ -22,6 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gateway.sinks.spec import SinkSpec
 from gateway.topology import PrincipalSpec, ProfileSpec, StorageSpec, TenantSpec, validate_topology
 
 StrList = Annotated[list[str], NoDecode]
@@ -184,6 +185,28 @@ class Settings(BaseSettings):
     quota_hold_seconds: int = Field(
         default=86400, gt=0, description="How long a quota hold outlives a dead process (then reconciled)."
     )
+
+    # -- events (service/events.py, service/dispatch.py, docs/events.md) ---------------------------------
+    events: bool = Field(default=True, description="Write events (the outbox); false: none are recorded.")
+    event_sinks: dict[str, SinkSpec] = Field(default={}, description="The operator's subscriptions.")
+    webhook_retry_for: int = Field(
+        default=DAY,
+        gt=0,
+        le=30 * DAY,
+        description="Seconds a delivery is retried before it is marked failed.",
+    )
+    webhook_retry_base: float = Field(default=5.0, gt=0, description="Seconds before the first retry.")
+    webhook_retry_max_delay: float = Field(default=3600.0, gt=0, description="Longest wait between retries.")
+    webhook_timeout: float = Field(default=10.0, gt=0, le=120, description="Seconds a receiver may take.")
+    webhook_allow_private: bool = Field(
+        default=False, description="Allow loopback / private-network webhook targets (never link-local)."
+    )
+    webhook_history_days: int = Field(
+        default=7, ge=1, le=90, description="Days finished deliveries are listed."
+    )
+    outbox_poll_interval: float = Field(default=1.0, gt=0, le=60, description="Seconds between outbox polls.")
+    outbox_lease: float = Field(default=60.0, gt=0, description="Seconds a process holds an outbox entry.")
+    webhook_concurrency: int = Field(default=8, ge=1, le=256, description="Deliveries in flight per process.")
 
     @classmethod
     def settings_customise_sources(

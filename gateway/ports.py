@@ -19,10 +19,13 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from gateway.records import (
     Asset,
+    Delivery,
     DownloadRecord,
     DueAsset,
+    Event,
     NewAsset,
     Retrieval,
+    Subscription,
     Token,
     UploadLink,
     UploadSession,
@@ -147,7 +150,7 @@ class Lifecycle(Protocol):
 
 
 class AssetCatalog(Protocol):
-    async def create_assets(self, items: Sequence[NewAsset]) -> None:
+    async def create_assets(self, items: Sequence[NewAsset], events: Sequence[Event] = ()) -> None:
         """Write assets, their first versions and tokens in one transaction (all or nothing)."""
 
     async def get_asset(self, asset_id: str) -> Asset | None: ...
@@ -165,7 +168,7 @@ class AssetCatalog(Protocol):
         """Record a version's CRC-32 (and sha256, for adopted objects) when it lacks them (imported data);
         no-op if the version is gone."""
 
-    async def add_version(self, asset: Asset, version: Version) -> bool:
+    async def add_version(self, asset: Asset, version: Version, events: Sequence[Event] = ()) -> bool:
         """Add ``version`` (= asset.latest_version + 1) if the latest is still ``asset.latest_version``.
 
         One transaction (META update conditioned on the old number + new version item); False when
@@ -179,7 +182,7 @@ class AssetCatalog(Protocol):
 
 
 class TokenCatalog(Protocol):
-    async def put_token(self, token: Token) -> None:
+    async def put_token(self, token: Token, events: Sequence[Event] = ()) -> None:
         """Store a token and its per-asset pointers. The token item is written last, so the link works
         only once everything it needs exists (a bundle's pointers may take several writes)."""
 
@@ -223,7 +226,7 @@ class TokenCatalog(Protocol):
         """Record one wrong guess if fewer than ``limit`` were made this minute (one conditional write);
         False: the link is throttled."""
 
-    async def revoke_token(self, token_hash: str) -> bool:
+    async def revoke_token(self, token_hash: str, events: Sequence[Event] = ()) -> bool:
         """Mark a token revoked; True only for the call that revoked it (False: unknown or already)."""
 
     async def list_tokens(self, asset_id: str) -> list[Token]:
@@ -239,7 +242,9 @@ class RetentionIndex(Protocol):
     async def due_assets(self, now: float, limit: int) -> list[DueAsset]:
         """Assets whose retention ended by ``now``, from the day-bucketed expiry index (no scans)."""
 
-    async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
+    async def delete_asset(
+        self, asset_id: str, *, due: DueAsset | None = None, events: Sequence[Event] = ()
+    ) -> bool:
         """Remove the asset's items, its tokens, owner and expiry entries.
 
         Items beyond one transaction (many versions, many tokens) go first in batches -- the asset is
@@ -453,3 +458,62 @@ class HasBlobRefs(Protocol):
     """Optional catalog capability: reference-counted shared blobs."""
 
     def blob_refs(self) -> BlobRefs: ...
+
+
+@dataclass(frozen=True)
+class Queued:
+    """An outbox entry as read: its key and the lease value a claim must still find (``lease``)."""
+
+    pk: str
+    sk: str
+    lease_ms: int
+    next_ms: int
+    event: Event | None = None  # an event to fan out
+    delivery: Delivery | None = None  # or a delivery to attempt
+
+
+class Outbox(Protocol):
+    """The transactional outbox (``catalog/outbox.py``): events written with the changes they describe
+    (the ``events`` argument of the write methods above), fanned out to subscriptions, delivered by
+    whichever gateway process holds the lease. At least once; ids are stable."""
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        """Events with no other change to ride on (a completed download): one write."""
+
+    async def due(self, now: float, limit: int) -> list[Queued]:
+        """Entries whose time has come and whose lease (if any) has run out."""
+
+    async def lease(self, entry: Queued, until: float) -> Queued | None:
+        """Claim ``entry`` until ``until``; None when another process changed it first."""
+
+    async def fan_out(self, entry: Queued, deliveries: Sequence[Delivery]) -> bool:
+        """Replace a claimed event by its deliveries (idempotent: delivery ids are deterministic)."""
+
+    async def reschedule(self, entry: Queued, delivery: Delivery) -> bool:
+        """A failed attempt: record it, release the lease, wait until ``delivery.next_at``."""
+
+    async def finish(self, entry: Queued, delivery: Delivery, keep_until: int) -> bool:
+        """Delivered or failed for good: out of the queue, into the subscription's history."""
+
+    async def deliveries(self, subscription_id: str, limit: int) -> list[Delivery]:
+        """A subscription's deliveries, newest first: pending ones and the kept history."""
+
+    async def requeue(self, subscription_id: str, delivery_id: str, now: float) -> Delivery | None:
+        """A finished delivery back into the queue (``POST …/retry``); None if unknown."""
+
+    async def backlog(self) -> tuple[int, float | None]:
+        """Entries waiting, and the creation time of the oldest (health)."""
+
+    async def put_subscription(self, sub: Subscription) -> None: ...
+
+    async def subscriptions(self) -> list[Subscription]: ...
+
+    async def delete_subscription(self, sub_id: str) -> bool:
+        """Also drops its pending deliveries; False when there was no such subscription."""
+
+
+@runtime_checkable
+class HasOutbox(Protocol):
+    """Optional catalog capability: events and their delivery."""
+
+    def outbox(self) -> Outbox: ...

@@ -187,3 +187,57 @@ class UploadLink:
     share: dict[str, Any] | None = None  # a TokenRequest's fields: each upload gets such a share link
     revoked: bool = False
     placement: dict[str, str] | None = None  # where uploads through it go (its creator's placement)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened, as subscribers receive it (``service/events.py``).
+
+    ``id`` is stable across retries (receivers de-duplicate on it); ``owner`` decides which owners'
+    subscriptions may see it (config subscriptions see every event).
+    """
+
+    id: str
+    type: str
+    at: float
+    owner: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Where events go: an owner's webhook (API) or an operator's target (config: URL, SNS, SQS)."""
+
+    id: str
+    owner: str  # '' for the operator's subscriptions, which see every owner's events
+    url: str  # https://… for webhooks; sns:<topic arn> / sqs:<queue url> for config targets
+    secret: str  # whsec_… (Standard Webhooks); '' for SNS/SQS
+    types: tuple[str, ...]  # event types, or ('*',)
+    created: float
+    description: str = ""
+
+    def wants(self, event: Event) -> bool:
+        if self.owner and self.owner != event.owner:
+            return False
+        return "*" in self.types or event.type in self.types
+
+
+@dataclass(frozen=True)
+class Attempt:
+    at: float
+    status: int | None  # the receiver's HTTP status, None when it could not be reached
+    error: str  # '' on success; a short reason otherwise (never a secret)
+    ms: int
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One event on its way to one subscription; ``state``: pending, delivered or failed."""
+
+    id: str
+    subscription: str
+    event: Event
+    state: str
+    attempts: tuple[Attempt, ...]
+    next_at: float
+    created: float

@@ -27,10 +27,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from gateway.awsconfig import DEFAULT_POLICY, CallPolicy
 from gateway.catalog import items as it
+from gateway.catalog import outbox_items as ob
 from gateway.catalog import transactions as tx
 from gateway.errors import CatalogError
-from gateway.ports import BlobRefs, CatalogLimits, QuotaLedger, UploadLinks, UploadSessions
-from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
+from gateway.ports import BlobRefs, CatalogLimits, Outbox, QuotaLedger, UploadLinks, UploadSessions
+from gateway.records import Asset, DownloadRecord, DueAsset, Event, NewAsset, Retrieval, Token, Version
 
 TTL_ATTRIBUTE = "expires_at"
 BATCH_WRITE_ROUNDS = 8  # BatchWriteItem rounds for items DynamoDB leaves unprocessed (backoff up to 2 s)
@@ -121,6 +122,11 @@ class DynamoCatalog:
         from gateway.catalog.dynamodb_sessions import DynamoUploadSessions
 
         return DynamoUploadSessions(self)
+
+    def outbox(self) -> Outbox:
+        from gateway.catalog.dynamodb_outbox import dynamodb_outbox
+
+        return dynamodb_outbox(self)
 
     @property
     def client(self) -> Any:
@@ -233,8 +239,8 @@ class DynamoCatalog:
             raise CatalogError(f"catalog update_item failed: {type(exc).__name__}") from exc
 
     # -- port ----------------------------------------------------------------------------------------
-    async def create_assets(self, items: Sequence[NewAsset]) -> None:
-        rows: list[it.Item] = []
+    async def create_assets(self, items: Sequence[NewAsset], events: Sequence[Event] = ()) -> None:
+        rows: list[it.Item] = ob.event_items(list(events))
         for new in items:
             rows += it.new_asset_rows(new.asset, new.version, new.tokens)
         days = [it.expiry_day(n.asset.expires_at) for n in items if n.asset.expires_at is not None]
@@ -267,10 +273,18 @@ class DynamoCatalog:
         items = await self._get_many([(it.asset_pk(a), it.version_sk(v)) for a, v in dict.fromkeys(keys)])
         return {(v.asset_id, v.version): v for v in map(it.version_from, items)}
 
-    async def put_token(self, token: Token) -> None:
+    async def put_token(self, token: Token, events: Sequence[Event] = ()) -> None:
         await tx.put_token_in_parts(
-            token, self.limits.max_transaction_items, self._put_all_new, self._delete_keys
+            token,
+            self.limits.max_transaction_items,
+            self._put_all_new,
+            self._delete_keys,
+            ob.event_items(list(events)),
         )
+
+    def _event_puts(self, events: Sequence[Event]) -> list[dict[str, Any]]:
+        """The Put actions of a change's events, for the transaction making the change."""
+        return [{"Put": {"TableName": self.table, "Item": _to_wire(i)}} for i in ob.event_items(list(events))]
 
     async def get_token(self, token_hash: str) -> Token | None:
         item = await self._get(it.token_pk(token_hash), it.TOKEN_SK)
@@ -403,14 +417,18 @@ class DynamoCatalog:
         )
         return resp is not None
 
-    async def revoke_token(self, token_hash: str) -> bool:
-        resp = await self._conditional(
-            Key=_to_wire({"PK": it.token_pk(token_hash), "SK": it.TOKEN_SK}),
-            UpdateExpression="SET revoked = :true",
-            ConditionExpression="attribute_exists(PK) AND revoked = :false",
-            ExpressionAttributeValues=_to_wire({":true": True, ":false": False}),
-        )
-        return resp is not None
+    async def revoke_token(self, token_hash: str, events: Sequence[Event] = ()) -> bool:
+        update = {
+            "Key": _to_wire({"PK": it.token_pk(token_hash), "SK": it.TOKEN_SK}),
+            "UpdateExpression": "SET revoked = :true",
+            "ConditionExpression": "attribute_exists(PK) AND revoked = :false",
+            "ExpressionAttributeValues": _to_wire({":true": True, ":false": False}),
+        }
+        if events:
+            return await self._transact(
+                [{"Update": {"TableName": self.table, **update}}, *self._event_puts(events)]
+            )
+        return await self._conditional(**update) is not None
 
     async def list_tokens(self, asset_id: str) -> list[Token]:
         pointers = await self._query(it.asset_pk(asset_id), "TOKEN#")
@@ -424,9 +442,11 @@ class DynamoCatalog:
     async def list_versions(self, asset_id: str) -> list[Version]:
         return [it.version_from(i) for i in await self._query(it.asset_pk(asset_id), "V#")]
 
-    async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
+    async def delete_asset(
+        self, asset_id: str, *, due: DueAsset | None = None, events: Sequence[Event] = ()
+    ) -> bool:
         owned = await self._query(it.asset_pk(asset_id))
-        first, final = tx.delete_plan(owned, due, self.limits.max_transaction_items)
+        first, final = tx.delete_plan(owned, due, self.limits.max_transaction_items - len(events))
         if not any(i["SK"] == it.META for i in owned):
             await self._delete_keys(final)
             return False
@@ -443,6 +463,7 @@ class DynamoCatalog:
                 {"Delete": {"TableName": self.table, "Key": _to_wire({"PK": pk, "SK": sk})}}
                 for pk, sk in final
             ),
+            *self._event_puts(events),
         ]
         return await self._transact(actions)  # False: another deleter won the race
 
@@ -512,7 +533,7 @@ class DynamoCatalog:
             ExpressionAttributeValues=_to_wire({":crc": crc32, ":v": version} | sha),
         )
 
-    async def add_version(self, asset: Asset, version: Version) -> bool:
+    async def add_version(self, asset: Asset, version: Version, events: Sequence[Event] = ()) -> bool:
         return await self._transact(
             [
                 {
@@ -537,6 +558,7 @@ class DynamoCatalog:
                         "ConditionExpression": "attribute_not_exists(PK)",
                     }
                 },
+                *self._event_puts(events),
             ]
         )
 

@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
 from gateway.catalog import items as it
+from gateway.catalog import outbox_items as ob
 from gateway.catalog import transactions as tx
 from gateway.catalog.sqlite_db import SqliteDb
 from gateway.errors import CatalogError
-from gateway.ports import BlobRefs, CatalogLimits, QuotaLedger, UploadLinks, UploadSessions
-from gateway.records import Asset, DownloadRecord, DueAsset, NewAsset, Retrieval, Token, Version
+from gateway.ports import BlobRefs, CatalogLimits, Outbox, QuotaLedger, UploadLinks, UploadSessions
+from gateway.records import Asset, DownloadRecord, DueAsset, Event, NewAsset, Retrieval, Token, Version
 
 _COLUMNS = ("expires_at", "downloads", "max_downloads", "revoked")
 _INSERT = (
@@ -148,6 +149,11 @@ class SqliteCatalog:
 
         return SqliteUploadSessions(self)
 
+    def outbox(self) -> Outbox:
+        from gateway.catalog.sqlite_outbox import sqlite_outbox
+
+        return sqlite_outbox(self)
+
     @operation
     async def ping(self) -> None:
         try:
@@ -223,8 +229,8 @@ class SqliteCatalog:
 
     # -- port ----------------------------------------------------------------------------------------
     @operation
-    async def create_assets(self, items: Sequence[NewAsset]) -> None:
-        rows: list[it.Item] = []
+    async def create_assets(self, items: Sequence[NewAsset], events: Sequence[Event] = ()) -> None:
+        rows: list[it.Item] = ob.event_items(list(events))
         for new in items:
             rows += it.new_asset_rows(new.asset, new.version, new.tokens)
         days = [it.expiry_day(n.asset.expires_at) for n in items if n.asset.expires_at is not None]
@@ -263,14 +269,15 @@ class SqliteCatalog:
         items = await self._get_many([(it.asset_pk(a), it.version_sk(v)) for a, v in dict.fromkeys(keys)])
         return {(v.asset_id, v.version): v for v in map(it.version_from, items)}
 
-    async def put_token(self, token: Token) -> None:
+    async def put_token(self, token: Token, events: Sequence[Event] = ()) -> None:
         limit = self.limits.max_transaction_items
+        extra = ob.event_items(list(events))
 
         async def put() -> None:
-            await tx.put_token_in_parts(token, limit, self._insert_all, self._delete_keys)
+            await tx.put_token_in_parts(token, limit, self._insert_all, self._delete_keys, extra)
 
         # One transaction can go on the fast path; a bundle's several cannot be retried from the middle.
-        await self.db.op(put, fast=len(it.token_items(token)) <= limit)
+        await self.db.op(put, fast=len(it.token_items(token)) + len(extra) <= limit)
 
     async def _delete_keys(self, keys: Sequence[tx.Key]) -> None:
         """Delete in transactions of at most the limit each (the analogue of BatchWriteItem)."""
@@ -415,12 +422,23 @@ class SqliteCatalog:
         return counted
 
     @operation
-    async def revoke_token(self, token_hash: str) -> bool:
-        changed = await self._write(
-            "UPDATE items SET revoked = 1 WHERE pk = ? AND sk = ? AND revoked = 0",
-            (it.token_pk(token_hash), it.TOKEN_SK),
-        )
-        return changed == 1
+    async def revoke_token(self, token_hash: str, events: Sequence[Event] = ()) -> bool:
+        async def body() -> bool:
+            changed = await self.db.execute(
+                "UPDATE items SET revoked = 1 WHERE pk = ? AND sk = ? AND revoked = 0",
+                (it.token_pk(token_hash), it.TOKEN_SK),
+            )
+            if changed != 1:
+                return False
+            await self._insert_events(events)
+            return True
+
+        return await self._in_transaction(body)
+
+    async def _insert_events(self, events: Sequence[Event]) -> None:
+        """Inside a transaction: the events of the change it makes (catalog/outbox_items.py)."""
+        if events:
+            await self.db.executemany(_INSERT, [self._encode(i) for i in ob.event_items(list(events))])
 
     @operation
     async def list_tokens(self, asset_id: str) -> list[Token]:
@@ -441,11 +459,13 @@ class SqliteCatalog:
         return [it.version_from(i) for i in await self._query(it.asset_pk(asset_id), "V#")]
 
     @on_thread
-    async def delete_asset(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
+    async def delete_asset(
+        self, asset_id: str, *, due: DueAsset | None = None, events: Sequence[Event] = ()
+    ) -> bool:
         owned = await self._query(it.asset_pk(asset_id))
-        first, final = tx.delete_plan(owned, due, self.limits.max_transaction_items)
+        first, final = tx.delete_plan(owned, due, self.limits.max_transaction_items - len(events))
         await self._delete_keys(first)
-        tx.check_transaction(len(final) + 1, self.limits.max_transaction_items)
+        tx.check_transaction(len(final) + 1 + len(events), self.limits.max_transaction_items)
         found = False
 
         async def body() -> bool:
@@ -457,6 +477,8 @@ class SqliteCatalog:
                 == 1
             )
             await self.db.executemany("DELETE FROM items WHERE pk = ? AND sk = ?", final)
+            if found:
+                await self._insert_events(events)
             return True  # commit either way: a leftover expiry entry goes even if the asset is gone
 
         await self._in_transaction(body)
@@ -492,7 +514,7 @@ class SqliteCatalog:
         await self._in_transaction(body)
 
     @operation
-    async def add_version(self, asset: Asset, version: Version) -> bool:
+    async def add_version(self, asset: Asset, version: Version, events: Sequence[Event] = ()) -> bool:
         async def body() -> bool:
             changed = await self.db.execute(
                 "UPDATE items SET data = json_set(data, '$.latest_version', ?, '$.latest', json(?)) "
@@ -511,6 +533,7 @@ class SqliteCatalog:
                 _INSERT,
                 self._encode(it.version_item(version)),
             )
+            await self._insert_events(events)
             return True
 
         return await self._in_transaction(body)

@@ -63,23 +63,25 @@ async def put_token_in_parts(
     limit: int,
     put_all_new: Callable[[Sequence[Item]], Awaitable[None]],
     delete_keys: Callable[[Sequence[Key]], Awaitable[None]],
+    extra: Sequence[Item] = (),
 ) -> None:
     """A token whose pointers exceed one transaction (a bundle of hundreds of assets).
 
     Pointers first, in transactions of at most ``limit``; the token item last, so the link works only
-    once every pointer exists. If anything fails, the pointers written so far are removed (best effort:
-    a pointer to a token that does not exist is ignored by every reader).
+    once every pointer exists, together with ``extra`` (its events). If anything fails, the pointers
+    written so far are removed (best effort: a pointer to a token that does not exist is ignored by
+    every reader).
     """
     items = token_items(token)
-    if len(items) <= limit:
-        await put_all_new(items)
+    if len(items) + len(extra) <= limit:
+        await put_all_new([*items, *extra])
         return
     pointers, written = items[1:], 0
     try:
         for start in range(0, len(pointers), limit):
             await put_all_new(pointers[start : start + limit])
             written = start + limit
-        await put_all_new(items[:1])
+        await put_all_new([*items[:1], *extra])
     except BaseException:
         try:
             await delete_keys([(p["PK"], p["SK"]) for p in pointers[:written]])

@@ -14,7 +14,7 @@ from gateway.config import Settings
 from gateway.http.auth import auth_middleware
 from gateway.http.bodies import close_if_body_unread
 from gateway.http.errors import error_middleware
-from gateway.http.keys import AUTH, INFLIGHT, METRICS, SERVICE, SETTINGS, InFlight
+from gateway.http.keys import AUTH, DISPATCHER, INFLIGHT, METRICS, SERVICE, SETTINGS, InFlight
 from gateway.http.observe import add_request_id, cors_preflight_middleware, observe_middleware
 from gateway.http.page_kit import setup_pages
 from gateway.http.ratelimit import WINDOWS, MinuteWindows, rate_limit_middleware
@@ -23,6 +23,8 @@ from gateway.observability import Metrics, Timed
 from gateway.ports import BlobStore, Catalog
 from gateway.service import Services
 from gateway.service.context import Backends
+from gateway.service.dispatch import Dispatcher
+from gateway.sinks import Sinks
 from gateway.storage.registry import open_storages
 
 
@@ -66,12 +68,19 @@ def create_app(
             )
             services = Services.of(composed, on_sweep_failure=metrics.sweep_failures.inc)
             app[SERVICE] = services
-            sweeper = asyncio.create_task(services.retention.sweeper(), name="retention-sweeper")
+            sinks = Sinks(settings)
+            stack.push_async_callback(sinks.close)
+            app[DISPATCHER] = dispatcher = Dispatcher(composed, services.events, services.webhooks, sinks)
+            workers = [
+                asyncio.create_task(services.retention.sweeper(), name="retention-sweeper"),
+                asyncio.create_task(dispatcher.run(), name="event-dispatcher"),
+            ]
             try:
                 yield
             finally:
-                sweeper.cancel()
-                await asyncio.gather(sweeper, return_exceptions=True)
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
                 await services.close()
 
     app.cleanup_ctx.append(backends)

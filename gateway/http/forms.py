@@ -160,6 +160,7 @@ async def upload_form(request: web.Request, link: UploadLink | None = None) -> w
             bundle_name=bundle_name,
             retention=retention,
             metadata=metadata,
+            link_id=None if link is None else link.link_id,
         )
     except BaseException:
         await svc.uploads.discard(staged)

@@ -24,6 +24,7 @@ from gateway.http import (
     upload_page,
     uploads,
     usage,
+    webhooks,
     zips,
 )
 from gateway.http.bodies import defer_continue
@@ -80,6 +81,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/upload/{token}/files/{id}", "link-tus-status", resumable.tus_status),
     Route("PATCH", "/upload/{token}/files/{id}", "link-tus-patch", resumable.tus_patch, "upload"),
     Route("DELETE", "/upload/{token}/files/{id}", "link-tus-delete", resumable.tus_delete),
+    Route("POST", "/webhooks", "webhook-create", webhooks.create_webhook),
+    Route("GET", "/webhooks", "webhook-list", webhooks.list_webhooks),
+    Route("DELETE", "/webhooks/{id}", "webhook-delete", webhooks.delete_webhook),
+    Route("GET", "/webhooks/{id}/deliveries", "webhook-deliveries", webhooks.list_deliveries),
+    Route("POST", "/webhooks/{id}/deliveries/{delivery_id}/retry", "webhook-retry", webhooks.retry_delivery),
     # Pages for browsers (gateway/http/page_kit.py): clients of the routes above like any other.
     Route("GET", "/", "upload-page", upload_page.upload_page),
     Route("GET", "/upload/{token}", "link-page", upload_page.link_page),

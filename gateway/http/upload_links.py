@@ -201,6 +201,7 @@ async def link_upload_raw(request: web.Request) -> web.Response:
             token=svc.upload_links.share(link),
             max_size=svc.upload_links.max_size(link),
             placement=Placement.of(link.placement, link.owner),
+            link_id=link.link_id,
         )
     except BaseException:
         await asyncio.shield(svc.upload_links.release(link))

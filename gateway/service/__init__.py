@@ -14,6 +14,9 @@
     health.py     backend health, probed at most once per interval however often it is asked
     placement.py  which storage (profile × purpose × region, tenant) an upload goes to
     quotas.py     stored bytes and assets per owner / tenant: hold before, settle after the commit
+    events.py     event types and payloads; events ride on the catalog write of their change (outbox)
+    webhooks.py   subscriptions: the operator's (config) and each owner's (/webhooks)
+    dispatch.py   the dispatcher every process runs: lease, fan out, deliver, back off
 
 :class:`Services` bundles them for the HTTP layer, which reaches it through one typed app key.
 """
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
+from gateway.service.events import Events
 from gateway.service.health import HealthProbe
 from gateway.service.params import Params
 from gateway.service.passwords import LinkPasswords
@@ -35,6 +39,7 @@ from gateway.service.retention import Retention
 from gateway.service.tokens import Tokens
 from gateway.service.upload_links import UploadLinkService
 from gateway.service.uploads import Uploads
+from gateway.service.webhooks import Webhooks
 from gateway.service.zips import Zips
 
 
@@ -53,6 +58,8 @@ class Services:
     health: HealthProbe
     placer: Placer
     quotas: Quotas
+    events: Events
+    webhooks: Webhooks
 
     async def close(self) -> None:
         """Write what waits to be written (the download history's last batch)."""
@@ -61,13 +68,14 @@ class Services:
     @classmethod
     def of(cls, backends: Backends, *, on_sweep_failure: Callable[[], None] | None = None) -> Services:
         params = Params(backends.settings)
+        events = Events(backends)
         assets = AssetReader(backends)
-        tokens = Tokens(backends, assets)
+        tokens = Tokens(backends, assets, events)
         placer = Placer(backends.settings)
         quotas = Quotas(backends, placer, backends.quota_ledger)
-        uploads = Uploads(backends, assets, tokens, quotas)
+        uploads = Uploads(backends, assets, tokens, quotas, events)
         resumable = Resumable(backends, uploads, assets)
-        retention = Retention(backends, assets, quotas, on_failure=on_sweep_failure)
+        retention = Retention(backends, assets, quotas, events, on_failure=on_sweep_failure)
         retention.also += [resumable.sweep_once, quotas.reconcile]
         return cls(
             backends=backends,
@@ -88,4 +96,6 @@ class Services:
             ),
             placer=placer,
             quotas=quotas,
+            events=events,
+            webhooks=Webhooks(backends, events),
         )

@@ -21,9 +21,11 @@ from gateway.ports import (
     CatalogLimits,
     ExpiredItemPurger,
     HasBlobRefs,
+    HasOutbox,
     HasQuotaLedger,
     HasUploadLinks,
     HasUploadSessions,
+    Outbox,
     QuotaLedger,
     UploadLinks,
     UploadSessions,
@@ -42,6 +44,7 @@ class Backends:  # mutable only so tests can move the clock
     upload_links: UploadLinks | None = None
     quota_ledger: QuotaLedger | None = None
     blob_refs: BlobRefs | None = None  # content-addressed storages (service/dedup.py)
+    outbox: Outbox | None = None  # events and their delivery (service/events.py, service/dispatch.py)
     clock: Callable[[], float] = field(default=time.time)
     client_secret: bytes = b""  # keys the hashes of client addresses (catalog.shared_secret)
 
@@ -70,6 +73,7 @@ class Backends:  # mutable only so tests can move the clock
             upload_links=catalog.upload_links() if isinstance(catalog, HasUploadLinks) else None,
             quota_ledger=catalog.quota_ledger() if isinstance(catalog, HasQuotaLedger) else None,
             blob_refs=catalog.blob_refs() if isinstance(catalog, HasBlobRefs) else None,
+            outbox=catalog.outbox() if isinstance(catalog, HasOutbox) else None,
             clock=clock,
             client_secret=client_secret,
         )

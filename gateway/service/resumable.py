@@ -314,8 +314,17 @@ class Resumable:
             asset, _ = await self.assets.find(session.asset_id, owner=session.owner)
             version = await self.uploads.commit_version(asset, staged, owner=session.owner)
             return Completed(asset, version, None)
+        link_id = None
+        if session.link and session.concat != "partial" and self.b.upload_links is not None:
+            link = await self.b.upload_links.get_link(session.link)
+            link_id = None if link is None else link.link_id
         pairs, issued = await self.uploads.commit(
-            [staged], owner=session.owner, token=share, retention=session.retention, keep_on_failure=True
+            [staged],
+            owner=session.owner,
+            token=share,
+            retention=session.retention,
+            keep_on_failure=True,
+            link_id=link_id,
         )
         [(asset, version)] = pairs
         return Completed(asset, version, issued)

@@ -18,6 +18,7 @@ from gateway.records import DueAsset
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
 from gateway.service.dedup import Dedup
+from gateway.service.events import Events, asset_data
 from gateway.service.quotas import Quotas
 
 log = logging.getLogger("gateway.retention")
@@ -30,9 +31,11 @@ class Retention:
         backends: Backends,
         assets: AssetReader,
         quotas: Quotas,
+        events: Events,
         on_failure: Callable[[], None] | None = None,
     ) -> None:
         self.b = backends
+        self.events = events
         self.assets = assets
         self.quotas = quotas
         self.dedup = Dedup(backends)
@@ -46,11 +49,13 @@ class Retention:
         if not await self.b.catalog.expire_asset(asset.id, now):
             raise NotFound("unknown asset", code="asset_not_found")
         try:
-            await self.purge(asset.id, due=DueAsset(asset.id, now))
+            await self.purge(asset.id, due=DueAsset(asset.id, now), reason="asset.deleted")
         except (GatewayError, OSError) as exc:
             log.warning("delete of %s left for the sweeper: %s", asset.id, _reason(exc))
 
-    async def purge(self, asset_id: str, *, due: DueAsset | None = None) -> bool:
+    async def purge(
+        self, asset_id: str, *, due: DueAsset | None = None, reason: str = "asset.expired"
+    ) -> bool:
         """Delete every version's bytes, then the catalog items.
 
         Bytes go first: if we die in between, the asset is still listed in the expiry index and the
@@ -61,8 +66,12 @@ class Retention:
         versions = await self.b.catalog.list_versions(asset_id)
         for version in versions:  # a shared blob goes with its last member (service/dedup.py)
             await self.dedup.delete(version.storage, version.blob_key, version.shared)
-        if not await self.b.catalog.delete_asset(asset_id, due=due):
+        events = (
+            () if asset is None else self.events.of(self.events.new(reason, asset.owner, asset_data(asset)))
+        )
+        if not await self.b.catalog.delete_asset(asset_id, due=due, events=events):
             return False
+        self.events.committed(events)
         if asset is not None:  # only the deleter whose conditional delete won gives the quota back
             await self.quotas.refund(asset.scope or f"owner:{asset.owner}", sum(v.size for v in versions), 1)
         return True

@@ -30,10 +30,11 @@ from dataclasses import dataclass
 
 from gateway.errors import GatewayError, Gone, NotFound
 from gateway.names import content_disposition
-from gateway.records import Asset, DownloadRecord, Retrieval, Token, Version
+from gateway.records import Asset, DownloadRecord, Event, Retrieval, Token, Version
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
 from gateway.service.download_history import DownloadHistory
+from gateway.service.events import Events, token_data
 from gateway.service.params import TokenRequest
 from gateway.tokens import hash_token, new_token, new_token_id, well_formed
 
@@ -66,9 +67,10 @@ class IssuedToken:
 
 
 class Tokens:
-    def __init__(self, backends: Backends, assets: AssetReader) -> None:
+    def __init__(self, backends: Backends, assets: AssetReader, events: Events) -> None:
         self.b = backends
         self.assets = assets
+        self.events = events
         self.recorder = DownloadHistory(backends.catalog)
 
     def issue(
@@ -104,8 +106,15 @@ class Tokens:
     async def mint(self, asset_id: str, req: TokenRequest, *, owner: str) -> IssuedToken:
         asset, _ = await self.assets.find(asset_id, owner=owner)
         issued = self.issue([asset], owner, req)
-        await self.b.catalog.put_token(issued.record)
+        await self.put(issued)
         return issued
+
+    async def put(self, issued: IssuedToken) -> None:
+        """Store a new link, with its ``token.created`` event."""
+        token = issued.record
+        events = self.events.of(self.events.new("token.created", token.owner, token_data(token)))
+        await self.b.catalog.put_token(token, events)
+        self.events.committed(events)
 
     async def live(self, asset_id: str, *, owner: str) -> list[Token]:
         await self.assets.find(asset_id, owner=owner)
@@ -127,9 +136,14 @@ class Tokens:
         await self._revoke(token_hash)
 
     async def _revoke(self, token_hash: str) -> None:
-        if await self.b.catalog.revoke_token(token_hash):
+        token = await self.b.catalog.get_token(token_hash)
+        events: tuple[Event, ...] = ()
+        if token is not None:
+            events = self.events.of(self.events.new("token.revoked", token.owner, token_data(token)))
+        if await self.b.catalog.revoke_token(token_hash, events):
+            self.events.committed(events)
             return
-        if await self.b.catalog.get_token(token_hash) is None:
+        if token is None:
             raise NotFound("unknown token", code="token_not_found")
         raise Gone("this link was already revoked", code="token_revoked")
 
@@ -186,8 +200,23 @@ class Tokens:
                     admission.token.token_hash, at, sent, status, admission.client, int(at) + days * 86400
                 )
                 self.recorder.add(record)
+            if sent > 0 and sent >= admission.charged and status < 300:
+                await self._downloaded(admission, sent)
         except GatewayError as exc:
             log.warning("could not settle a link download: %s", exc.message)
+
+    async def _downloaded(self, admission: Admission, sent: int) -> None:
+        """``download.completed`` (and ``token.exhausted`` when this download took the last count)."""
+        token = admission.token
+        data = {"token_id": token.token_id, "asset_ids": list(token.asset_ids), "bytes": sent}
+        events = [self.events.new("download.completed", token.owner, data | {"client": admission.client})]
+        if (
+            admission.opened
+            and token.max_downloads is not None
+            and token.downloads + 1 >= token.max_downloads
+        ):
+            events.append(self.events.new("token.exhausted", token.owner, token_data(token)))
+        await self.events.publish(*events)
 
     async def undo(self, admission: Admission) -> None:
         """The response never started: nothing of it counts (best effort, errs toward fewer)."""

@@ -25,10 +25,11 @@ from gateway.errors import CatalogError, GatewayError, PayloadTooLarge
 from gateway.hashing import DigestingStream, Expected
 from gateway.names import guess_content_type, validate_name
 from gateway.ports import CatalogLimits
-from gateway.records import Asset, NewAsset, Placement, Version
+from gateway.records import Asset, Event, NewAsset, Placement, Version
 from gateway.service.assets import AssetReader
 from gateway.service.context import Backends
 from gateway.service.dedup import Dedup
+from gateway.service.events import Events, asset_data, token_data
 from gateway.service.params import TokenRequest
 from gateway.service.quotas import Quotas
 from gateway.service.staging import Staged, StagedFiles
@@ -47,8 +48,11 @@ def max_files_per_commit(limits: CatalogLimits) -> int:
 
 
 class Uploads:
-    def __init__(self, backends: Backends, assets: AssetReader, tokens: Tokens, quotas: Quotas) -> None:
+    def __init__(
+        self, backends: Backends, assets: AssetReader, tokens: Tokens, quotas: Quotas, events: Events
+    ) -> None:
         self.b = backends
+        self.events = events
         self.assets = assets
         self.tokens = tokens
         self.quotas = quotas
@@ -132,9 +136,11 @@ class Uploads:
         retention: int | None = None,
         metadata: dict[str, Any] | None = None,
         keep_on_failure: bool = False,
+        link_id: str | None = None,
     ) -> tuple[list[tuple[Asset, Version]], IssuedToken | None]:
         """Make ``staged`` visible in one catalog transaction. On failure the blobs are deleted, unless
-        ``keep_on_failure`` (a resumable upload keeps its bytes to retry the commit)."""
+        ``keep_on_failure`` (a resumable upload keeps its bytes to retry the commit). ``link_id``: the
+        upload came through that upload link (its ``upload_link.used`` event joins the transaction)."""
         staged = await self.files.prepare(staged, owner=owner, keep=keep_on_failure)
         now = self.b.clock()
         expires_at = None if retention is None else math.ceil(now) + retention  # never shorter than asked
@@ -174,18 +180,28 @@ class Uploads:
         news = [NewAsset(a, v) for a, v in pairs]
         if issued is not None and news:
             news[0] = NewAsset(news[0].asset, news[0].version, (issued.record,))
+        ev = self.events
+        events = [ev.new("asset.created", owner, asset_data(a, v)) for a, v in pairs]
+        if issued is not None:
+            events.append(ev.new("token.created", owner, token_data(issued.record)))
+        if link_id is not None:
+            used = {"link_id": link_id, "asset_ids": [a.id for a, _ in pairs]}
+            events.append(ev.new("upload_link.used", owner, used))
         try:
-            await self._write_or_discard(news, [] if keep_on_failure else staged)
+            await self._write_or_discard(news, [] if keep_on_failure else staged, ev.of(*events))
         except BaseException:
             if keep_on_failure:  # the blobs stay (a resumable upload retries), their holds go
                 await asyncio.shield(self.files.undo(staged))
             raise
+        self.events.committed(events)
         await self.files.committed(staged)
         return pairs, issued
 
-    async def _write_or_discard(self, news: Sequence[NewAsset], staged: Sequence[Staged]) -> None:
+    async def _write_or_discard(
+        self, news: Sequence[NewAsset], staged: Sequence[Staged], events: Sequence[Event]
+    ) -> None:
         """The catalog write; its outcome decided (read back if need be) before any blob is deleted."""
-        write = asyncio.ensure_future(self.b.catalog.create_assets(news))
+        write = asyncio.ensure_future(self.b.catalog.create_assets(news, events))
         try:
             await asyncio.shield(write)
         except asyncio.CancelledError:
@@ -230,6 +246,7 @@ class Uploads:
         metadata: dict[str, Any] | None = None,
         max_size: int | None = None,
         placement: Placement | None = None,
+        link_id: str | None = None,
     ) -> tuple[Asset, Version, IssuedToken | None]:
         staged = await self.stage(
             name=name,
@@ -241,7 +258,7 @@ class Uploads:
             placement=placement,
         )
         [(asset, version)], issued = await self.commit(
-            [staged], owner=owner, token=token, retention=retention, metadata=metadata
+            [staged], owner=owner, token=token, retention=retention, metadata=metadata, link_id=link_id
         )
         return asset, version, issued
 
@@ -319,7 +336,11 @@ class Uploads:
                 storage=staged.storage,
                 shared=staged.shared,
             )
-            if await self.b.catalog.add_version(asset, version):
+            events = self.events.of(
+                self.events.new("asset.version_created", asset.owner, asset_data(asset, version))
+            )
+            if await self.b.catalog.add_version(asset, version, events):
+                self.events.committed(events)
                 return version
             asset, _ = await self.assets.find(asset.id, owner=owner)
         raise CatalogError("too many concurrent version uploads; try again", code="version_conflict")

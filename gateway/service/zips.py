@@ -117,7 +117,7 @@ class Zips:
         unique = list(dict.fromkeys(asset_ids))
         found = await self._resolve([MemberSpec(a) for a in unique], owner)
         issued = self.tokens.issue([a for a, _ in found], owner, req, bundle=True, name=name)
-        await self.b.catalog.put_token(issued.record)
+        await self.tokens.put(issued)
         return issued
 
 
