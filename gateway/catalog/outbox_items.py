@@ -60,7 +60,7 @@ def event_item(e: Event) -> Item:
         "SK": f"E#{e.id}",
         "kind": "event",
         **event_fields(e),
-        "next_ms": ms(e.at),
+        "next_ms": 0,  # due at once (an event is fanned out as soon as a dispatcher sees it)
         "lease_ms": 0,
     }
 

@@ -22,6 +22,7 @@ import hashlib
 import logging
 import random
 import time
+from collections.abc import Callable
 
 from gateway.ports import Outbox, Queued
 from gateway.records import Attempt, Delivery, Event, Subscription
@@ -35,8 +36,16 @@ BATCH = 100
 
 
 class Dispatcher:
-    def __init__(self, backends: Backends, events: Events, webhooks: Webhooks, sinks: Sinks) -> None:
+    def __init__(
+        self,
+        backends: Backends,
+        events: Events,
+        webhooks: Webhooks,
+        sinks: Sinks,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.b = backends
+        self.clock = clock  # wall time: leases are shared with other processes (tests move the service's)
         self.events = events
         self.webhooks = webhooks
         self.sinks = sinks
@@ -75,7 +84,7 @@ class Dispatcher:
         """Handle what is due now; the number of entries this process claimed."""
         subs = await self.webhooks.everyone()
         self.events.listened = bool(subs)
-        now = self.b.clock()
+        now = self.clock()
         claimed = 0
         busy = {t.get_name() for t in self._inflight}
         for entry in await self.outbox.due(now, BATCH):
@@ -95,7 +104,7 @@ class Dispatcher:
         return claimed
 
     async def _fan_out(self, entry: Queued, event: Event, subs: list[Subscription]) -> None:
-        now = self.b.clock()
+        now = self.clock()
         deliveries = [
             Delivery(
                 id=_delivery_id(event.id, sub.id),
@@ -121,7 +130,7 @@ class Dispatcher:
                 await self.outbox.finish(entry, dataclasses.replace(delivery, state="failed"), self._keep())
                 return
             outcome = await self.sinks.send(sub, delivery.event)
-            now = self.b.clock()
+            now = self.clock()
             attempt = Attempt(now, outcome.status, outcome.error, int((time.monotonic() - started) * 1000))
             tried = dataclasses.replace(delivery, attempts=(*delivery.attempts, attempt))
             if outcome.ok:
@@ -148,7 +157,7 @@ class Dispatcher:
         return float(delay * random.uniform(0.8, 1.2))  # jitter
 
     def _keep(self) -> int:
-        return int(self.b.clock()) + self.settings.webhook_history_days * 86400
+        return int(self.clock()) + self.settings.webhook_history_days * 86400
 
 
 def _delivery_id(event_id: str, sub_id: str) -> str:
