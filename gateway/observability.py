@@ -70,6 +70,12 @@ class Metrics:
         self.token_claims = Counter(
             "gateway_token_claims", "share-link downloads granted or refused", ["result"], registry=r
         )
+        self.event_deliveries = Counter(
+            "gateway_event_delivery_attempts",
+            "event delivery attempts by outcome (delivered, retry, failed: given up)",
+            ["outcome"],
+            registry=r,
+        )
 
     def transfers(self, kind: str) -> Gauge:
         """The in-flight gauge's child for ``kind`` (kept, like the per-request children below)."""

@@ -135,6 +135,9 @@ async def test_every_action_arrives_signed_once_despite_five_failures(
     assert resp.status == 404 and await error_code(resp) == "webhook_not_found"
     listed = await (await client.get("/webhooks", headers=auth(ALICE))).json()
     assert [w["id"] for w in listed["webhooks"]] == [hook["id"]] and listed["webhooks"][0]["secret"] is None
+    metrics = await (await client.get("/metrics")).text()
+    assert 'gateway_event_delivery_attempts_total{outcome="retry"} 5.0' in metrics
+    assert f'gateway_event_delivery_attempts_total{{outcome="delivered"}} {len(expected)}.0' in metrics
 
 
 async def test_types_filter_and_owners_see_only_their_own(

@@ -14,7 +14,7 @@ from gateway.config import Settings
 from gateway.http.auth import auth_middleware
 from gateway.http.bodies import close_if_body_unread
 from gateway.http.errors import error_middleware
-from gateway.http.keys import AUTH, DISPATCHER, INFLIGHT, METRICS, SERVICE, SETTINGS, InFlight
+from gateway.http.keys import AUTH, INFLIGHT, METRICS, SERVICE, SETTINGS, InFlight
 from gateway.http.observe import add_request_id, cors_preflight_middleware, observe_middleware
 from gateway.http.page_kit import setup_pages
 from gateway.http.ratelimit import WINDOWS, MinuteWindows, rate_limit_middleware
@@ -70,7 +70,13 @@ def create_app(
             app[SERVICE] = services
             sinks = Sinks(settings)
             stack.push_async_callback(sinks.close)
-            app[DISPATCHER] = dispatcher = Dispatcher(composed, services.events, services.webhooks, sinks)
+            dispatcher = Dispatcher(
+                composed,
+                services.events,
+                services.webhooks,
+                sinks,
+                on_attempt=lambda outcome: metrics.event_deliveries.labels(outcome).inc(),
+            )
             workers = [
                 asyncio.create_task(services.retention.sweeper(), name="retention-sweeper"),
                 asyncio.create_task(dispatcher.run(), name="event-dispatcher"),

@@ -10,7 +10,6 @@ from gateway.auth import Authenticator, Principal
 from gateway.config import Settings
 from gateway.observability import Metrics
 from gateway.service import Services
-from gateway.service.dispatch import Dispatcher
 
 
 class InFlight:
@@ -37,7 +36,6 @@ INFLIGHT = web.AppKey("inflight", InFlight)
 SERVICE = web.AppKey("service", Services)
 AUTH = web.AppKey("auth", Authenticator)
 METRICS = web.AppKey("metrics", Metrics)
-DISPATCHER = web.AppKey("dispatcher", Dispatcher)
 PRINCIPAL = web.RequestKey("principal", Principal)
 REQUEST_ID = web.RequestKey("request_id", str)
 

@@ -43,7 +43,9 @@ class Dispatcher:
         webhooks: Webhooks,
         sinks: Sinks,
         clock: Callable[[], float] = time.time,
+        on_attempt: Callable[[str], None] = lambda outcome: None,
     ) -> None:
+        self.on_attempt = on_attempt  # a metric: delivered, retry or failed
         self.b = backends
         self.clock = clock  # wall time: leases are shared with other processes (tests move the service's)
         self.events = events
@@ -52,8 +54,6 @@ class Dispatcher:
         self.settings = backends.settings
         self._slots = asyncio.Semaphore(self.settings.webhook_concurrency)
         self._inflight: set[asyncio.Task[None]] = set()
-        self.delivered = 0
-        self.failed_attempts = 0
 
     @property
     def outbox(self) -> Outbox:
@@ -134,14 +134,15 @@ class Dispatcher:
             attempt = Attempt(now, outcome.status, outcome.error, int((time.monotonic() - started) * 1000))
             tried = dataclasses.replace(delivery, attempts=(*delivery.attempts, attempt))
             if outcome.ok:
-                self.delivered += 1
+                self.on_attempt("delivered")
                 await self.outbox.finish(entry, dataclasses.replace(tried, state="delivered"), self._keep())
                 return
-            self.failed_attempts += 1
             if now - delivery.created >= self.settings.webhook_retry_for:
+                self.on_attempt("failed")
                 log.warning("delivery %s to %s failed for good", delivery.id, sub.id)
                 await self.outbox.finish(entry, dataclasses.replace(tried, state="failed"), self._keep())
                 return
+            self.on_attempt("retry")
             later = dataclasses.replace(tried, next_at=now + self._backoff(len(tried.attempts)))
             await self.outbox.reschedule(entry, later)
         except asyncio.CancelledError:
