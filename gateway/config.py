@@ -186,6 +186,20 @@ class Settings(BaseSettings):
         default=86400, gt=0, description="How long a quota hold outlives a dead process (then reconciled)."
     )
 
+    # -- thumbnails (service/thumbnails.py, gateway/imaging.py, docs/media.md) ----------------------------
+    thumbnail_presets: dict[str, str] = Field(
+        default={"small": "128x128", "medium": "512x512"},
+        description="Named sizes ('WxH'), made after each image upload and always allowed.",
+    )
+    thumbnail_eager: bool = Field(default=True, description="Make the presets right after an image upload.")
+    thumbnail_on_demand: bool = Field(default=True, description="Allow sizes other than the presets.")
+    thumbnail_max_dimension: int = Field(default=2048, ge=16, le=8192, description="Largest w or h asked.")
+    thumbnail_max_pixels: int = Field(
+        default=100_000_000, gt=0, description="Largest source image (width × height) decoded."
+    )
+    thumbnail_max_source_bytes: int = Field(default=64 * MiB, gt=0, description="Largest source file read.")
+    thumbnail_concurrency: int = Field(default=2, ge=1, le=64, description="Thumbnails rendered at once.")
+
     # -- events (service/events.py, service/dispatch.py, docs/events.md) ---------------------------------
     events: bool = Field(default=True, description="Write events (the outbox); false: none are recorded.")
     event_sinks: dict[str, SinkSpec] = Field(default={}, description="The operator's subscriptions.")

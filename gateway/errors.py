@@ -128,6 +128,13 @@ class UnsupportedMediaType(GatewayError):
     code = "unsupported_media_type"
 
 
+class Unprocessable(GatewayError):
+    """Well-formed, but its content cannot be processed (an image that is no image, or too big)."""
+
+    status = 422
+    code = "unprocessable"
+
+
 class ExpectationFailed(GatewayError):
     status = 417
     code = "expectation_failed"

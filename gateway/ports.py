@@ -26,6 +26,7 @@ from gateway.records import (
     NewAsset,
     Retrieval,
     Subscription,
+    Thumbnail,
     Token,
     UploadLink,
     UploadSession,
@@ -517,3 +518,24 @@ class HasOutbox(Protocol):
     """Optional catalog capability: events and their delivery."""
 
     def outbox(self) -> Outbox: ...
+
+
+class ThumbnailRecords(Protocol):
+    """Stored thumbnails (``catalog/thumbnail_catalog.py``): per version and spec, plus a purge index."""
+
+    async def get(self, asset_id: str, version: int, key: str) -> Thumbnail | None: ...
+
+    async def put(self, t: Thumbnail) -> None: ...
+
+    async def of_asset(self, asset_id: str) -> list[Thumbnail]: ...
+
+    async def indexed(self, owner: str | None = None) -> list[Thumbnail]: ...
+
+    async def forget(self, thumbs: list[Thumbnail]) -> None: ...
+
+
+@runtime_checkable
+class HasThumbnails(Protocol):
+    """Optional catalog capability: thumbnail records."""
+
+    def thumbnails(self) -> ThumbnailRecords: ...

@@ -241,3 +241,19 @@ class Delivery:
     attempts: tuple[Attempt, ...]
     next_at: float
     created: float
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    """A stored derivative of one version (``service/thumbnails.py``); ``key`` names its spec."""
+
+    asset_id: str
+    version: int
+    key: str  # e.g. "256x256-cover.webp"
+    owner: str
+    storage: str
+    blob_key: str
+    size: int
+    content_type: str
+    etag: str
+    created: float

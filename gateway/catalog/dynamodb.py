@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aioboto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -35,6 +35,9 @@ from gateway.records import Asset, DownloadRecord, DueAsset, Event, NewAsset, Re
 
 TTL_ATTRIBUTE = "expires_at"
 BATCH_WRITE_ROUNDS = 8  # BatchWriteItem rounds for items DynamoDB leaves unprocessed (backoff up to 2 s)
+
+if TYPE_CHECKING:
+    from gateway.catalog.thumbnail_catalog import ThumbnailCatalog
 
 _ser = TypeSerializer()
 _deser = TypeDeserializer()
@@ -123,10 +126,17 @@ class DynamoCatalog:
 
         return DynamoUploadSessions(self)
 
-    def outbox(self) -> Outbox:
-        from gateway.catalog.dynamodb_outbox import dynamodb_outbox
+    def thumbnails(self) -> ThumbnailCatalog:
+        from gateway.catalog.dynamodb_items import DynamoItems
+        from gateway.catalog.thumbnail_catalog import ThumbnailCatalog
 
-        return dynamodb_outbox(self)
+        return ThumbnailCatalog(DynamoItems(self))
+
+    def outbox(self) -> Outbox:
+        from gateway.catalog.dynamodb_items import DynamoItems
+        from gateway.catalog.outbox import OutboxCatalog
+
+        return OutboxCatalog(DynamoItems(self))
 
     @property
     def client(self) -> Any:

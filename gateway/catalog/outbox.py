@@ -1,9 +1,9 @@
-"""The outbox port written once, over four item primitives each engine provides.
+"""The outbox port written once, over the item primitives each engine provides (``item_store.py``).
 
 Both adapters store the same items (``outbox_items.py``); what differs is only how a query, a
-transaction and a conditional swap are spelled. So the engines implement :class:`ItemStore` (a handful
-of lines each: ``sqlite_outbox.py``, ``dynamodb_outbox.py``) and every rule -- what a lease is, how an
-event becomes deliveries, what a finished delivery keeps -- lives here.
+transaction and a conditional swap are spelled, and that is ``sqlite_items.py`` / ``dynamodb_items.py``.
+Every rule -- what a lease is, how an event becomes deliveries, what a finished delivery keeps -- lives
+here.
 
 Every write that acts on a claimed entry is conditional on the lease value its claimer set: a process
 that stalled past its lease cannot overwrite the work of the process that took over (it gets False and
@@ -14,28 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Protocol
 
 from gateway.catalog import outbox_items as ob
+from gateway.catalog.item_store import Held, ItemStore, Key
 from gateway.ports import Queued
 from gateway.records import Delivery, Event, Subscription
-
-Key = tuple[str, str]
-Held = tuple[str, str, int]  # (pk, sk, lease_ms) that must still hold for a write to apply
-
-
-class ItemStore(Protocol):
-    limit: int  # items per transaction
-
-    async def query(self, pk: str, prefix: str = "") -> list[ob.Item]: ...
-
-    async def get(self, pk: str, sk: str) -> ob.Item | None: ...
-
-    async def write(self, puts: Sequence[ob.Item], deletes: Sequence[Key], held: Held | None = None) -> bool:
-        """One transaction of upserts and deletes; False (nothing written) when ``held`` no longer holds."""
-
-    async def swap_lease(self, pk: str, sk: str, seen: int, new: int) -> bool:
-        """Set ``lease_ms`` to ``new`` if the item exists and its ``lease_ms`` is still ``seen``."""
 
 
 def _queued(item: ob.Item) -> Queued:

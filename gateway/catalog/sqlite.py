@@ -24,7 +24,7 @@ import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from gateway.catalog import items as it
 from gateway.catalog import outbox_items as ob
@@ -33,6 +33,9 @@ from gateway.catalog.sqlite_db import SqliteDb
 from gateway.errors import CatalogError
 from gateway.ports import BlobRefs, CatalogLimits, Outbox, QuotaLedger, UploadLinks, UploadSessions
 from gateway.records import Asset, DownloadRecord, DueAsset, Event, NewAsset, Retrieval, Token, Version
+
+if TYPE_CHECKING:
+    from gateway.catalog.thumbnail_catalog import ThumbnailCatalog
 
 _COLUMNS = ("expires_at", "downloads", "max_downloads", "revoked")
 _INSERT = (
@@ -149,10 +152,17 @@ class SqliteCatalog:
 
         return SqliteUploadSessions(self)
 
-    def outbox(self) -> Outbox:
-        from gateway.catalog.sqlite_outbox import sqlite_outbox
+    def thumbnails(self) -> ThumbnailCatalog:
+        from gateway.catalog.sqlite_items import SqliteItems
+        from gateway.catalog.thumbnail_catalog import ThumbnailCatalog
 
-        return sqlite_outbox(self)
+        return ThumbnailCatalog(SqliteItems(self))
+
+    def outbox(self) -> Outbox:
+        from gateway.catalog.outbox import OutboxCatalog
+        from gateway.catalog.sqlite_items import SqliteItems
+
+        return OutboxCatalog(SqliteItems(self))
 
     @operation
     async def ping(self) -> None:

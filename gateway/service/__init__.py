@@ -17,6 +17,7 @@
     events.py     event types and payloads; events ride on the catalog write of their change (outbox)
     webhooks.py   subscriptions: the operator's (config) and each owner's (/webhooks)
     dispatch.py   the dispatcher every process runs: lease, fan out, deliver, back off
+    thumbnails.py presets after each image upload, other sizes on demand, stored once, purged
 
 :class:`Services` bundles them for the HTTP layer, which reaches it through one typed app key.
 """
@@ -36,6 +37,7 @@ from gateway.service.placement import Placer
 from gateway.service.quotas import Quotas
 from gateway.service.resumable import Resumable
 from gateway.service.retention import Retention
+from gateway.service.thumbnails import Thumbnails
 from gateway.service.tokens import Tokens
 from gateway.service.upload_links import UploadLinkService
 from gateway.service.uploads import Uploads
@@ -60,10 +62,12 @@ class Services:
     quotas: Quotas
     events: Events
     webhooks: Webhooks
+    thumbnails: Thumbnails
 
     async def close(self) -> None:
         """Write what waits to be written (the download history's last batch)."""
         await self.tokens.recorder.close()
+        await self.thumbnails.close()
 
     @classmethod
     def of(cls, backends: Backends, *, on_sweep_failure: Callable[[], None] | None = None) -> Services:
@@ -77,6 +81,9 @@ class Services:
         resumable = Resumable(backends, uploads, assets)
         retention = Retention(backends, assets, quotas, events, on_failure=on_sweep_failure)
         retention.also += [resumable.sweep_once, quotas.reconcile]
+        thumbnails = Thumbnails(backends, assets, placer, events)
+        uploads.after_commit.append(thumbnails.committed)
+        retention.derived.append(thumbnails.forget_asset)
         return cls(
             backends=backends,
             params=params,
@@ -98,4 +105,5 @@ class Services:
             quotas=quotas,
             events=events,
             webhooks=Webhooks(backends, events),
+            thumbnails=thumbnails,
         )

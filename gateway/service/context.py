@@ -23,10 +23,12 @@ from gateway.ports import (
     HasBlobRefs,
     HasOutbox,
     HasQuotaLedger,
+    HasThumbnails,
     HasUploadLinks,
     HasUploadSessions,
     Outbox,
     QuotaLedger,
+    ThumbnailRecords,
     UploadLinks,
     UploadSessions,
 )
@@ -45,6 +47,7 @@ class Backends:  # mutable only so tests can move the clock
     quota_ledger: QuotaLedger | None = None
     blob_refs: BlobRefs | None = None  # content-addressed storages (service/dedup.py)
     outbox: Outbox | None = None  # events and their delivery (service/events.py, service/dispatch.py)
+    thumbs: ThumbnailRecords | None = None  # stored thumbnails (service/thumbnails.py)
     clock: Callable[[], float] = field(default=time.time)
     client_secret: bytes = b""  # keys the hashes of client addresses (catalog.shared_secret)
 
@@ -74,6 +77,7 @@ class Backends:  # mutable only so tests can move the clock
             quota_ledger=catalog.quota_ledger() if isinstance(catalog, HasQuotaLedger) else None,
             blob_refs=catalog.blob_refs() if isinstance(catalog, HasBlobRefs) else None,
             outbox=catalog.outbox() if isinstance(catalog, HasOutbox) else None,
+            thumbs=catalog.thumbnails() if isinstance(catalog, HasThumbnails) else None,
             clock=clock,
             client_secret=client_secret,
         )

@@ -41,6 +41,7 @@ class Retention:
         self.dedup = Dedup(backends)
         self.on_failure = on_failure or (lambda: None)
         self.also: list[Callable[[], Awaitable[int]]] = []  # other sweeps of the same pass (expired uploads)
+        self.derived: list[Callable[[str], Awaitable[None]]] = []  # an asset's derived data (thumbnails)
 
     async def delete(self, asset_id: str, *, owner: str) -> None:
         """Unreadable at once (one transaction), then bytes and items go; the sweeper finishes on failure."""
@@ -66,6 +67,8 @@ class Retention:
         versions = await self.b.catalog.list_versions(asset_id)
         for version in versions:  # a shared blob goes with its last member (service/dedup.py)
             await self.dedup.delete(version.storage, version.blob_key, version.shared)
+        for forget in self.derived:
+            await forget(asset_id)
         events = (
             () if asset is None else self.events.of(self.events.new(reason, asset.owner, asset_data(asset)))
         )

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from gateway.errors import CatalogError, GatewayError, PayloadTooLarge
@@ -53,6 +53,7 @@ class Uploads:
     ) -> None:
         self.b = backends
         self.events = events
+        self.after_commit: list[Callable[[Asset, Version], None]] = []  # e.g. preset thumbnails
         self.assets = assets
         self.tokens = tokens
         self.quotas = quotas
@@ -195,6 +196,9 @@ class Uploads:
             raise
         self.events.committed(events)
         await self.files.committed(staged)
+        for hook in self.after_commit:
+            for asset, version in pairs:
+                hook(asset, version)
         return pairs, issued
 
     async def _write_or_discard(
@@ -341,6 +345,8 @@ class Uploads:
             )
             if await self.b.catalog.add_version(asset, version, events):
                 self.events.committed(events)
+                for hook in self.after_commit:
+                    hook(asset, version)
                 return version
             asset, _ = await self.assets.find(asset.id, owner=owner)
         raise CatalogError("too many concurrent version uploads; try again", code="version_conflict")

@@ -1,4 +1,4 @@
-"""The outbox's item primitives on SQLite (the rules are ``catalog/outbox.py``'s): the same items as
+"""The item primitives (``item_store.py``) on SQLite, for the outbox and thumbnails: the same items as
 DynamoDB's, each write one ``BEGIN IMMEDIATE`` transaction, the lease a single conditional UPDATE."""
 
 from __future__ import annotations
@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from gateway.catalog import outbox_items as ob
 from gateway.catalog import transactions as tx
-from gateway.catalog.outbox import Held, Key, OutboxCatalog
+from gateway.catalog.item_store import Held, Item, Key
 from gateway.catalog.sqlite import _UPSERT, operation
 
 if TYPE_CHECKING:
@@ -24,15 +23,15 @@ class SqliteItems:
         self.limit = catalog.limits.max_transaction_items
 
     @operation
-    async def query(self, pk: str, prefix: str = "") -> list[ob.Item]:
+    async def query(self, pk: str, prefix: str = "") -> list[Item]:
         return await self.c._query(pk, prefix)
 
     @operation
-    async def get(self, pk: str, sk: str) -> ob.Item | None:
+    async def get(self, pk: str, sk: str) -> Item | None:
         return await self.c._get(pk, sk)
 
     @operation
-    async def write(self, puts: Sequence[ob.Item], deletes: Sequence[Key], held: Held | None = None) -> bool:
+    async def write(self, puts: Sequence[Item], deletes: Sequence[Key], held: Held | None = None) -> bool:
         tx.check_transaction(len(puts) + len(deletes), self.limit)
 
         async def body() -> bool:
@@ -57,7 +56,3 @@ class SqliteItems:
             (new, pk, sk, seen),
         )
         return changed == 1
-
-
-def sqlite_outbox(catalog: SqliteCatalog) -> OutboxCatalog:
-    return OutboxCatalog(SqliteItems(catalog))

@@ -1,4 +1,4 @@
-"""The outbox's item primitives on DynamoDB (the rules are ``catalog/outbox.py``'s).
+"""The item primitives (``item_store.py``) on DynamoDB, for the outbox and thumbnails.
 
 One write is one TransactWriteItems. DynamoDB refuses two actions on one item in a transaction, so the
 lease condition rides on the action that already touches the claimed entry (its Delete or Put) and is a
@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from gateway.catalog import outbox_items as ob
 from gateway.catalog.dynamodb import _to_wire
-from gateway.catalog.outbox import Held, Key, OutboxCatalog
+from gateway.catalog.item_store import Held, Item, Key
 
 if TYPE_CHECKING:
     from gateway.catalog.dynamodb import DynamoCatalog
@@ -25,13 +24,13 @@ class DynamoItems:
         self.c = catalog
         self.limit = catalog.limits.max_transaction_items
 
-    async def query(self, pk: str, prefix: str = "") -> list[ob.Item]:
+    async def query(self, pk: str, prefix: str = "") -> list[Item]:
         return await self.c._query(pk, prefix)
 
-    async def get(self, pk: str, sk: str) -> ob.Item | None:
+    async def get(self, pk: str, sk: str) -> Item | None:
         return await self.c._get(pk, sk)
 
-    async def write(self, puts: Sequence[ob.Item], deletes: Sequence[Key], held: Held | None = None) -> bool:
+    async def write(self, puts: Sequence[Item], deletes: Sequence[Key], held: Held | None = None) -> bool:
         table = self.c.table
         cond: dict[str, Any] = {}
         if held is not None:
@@ -60,7 +59,3 @@ class DynamoItems:
             ExpressionAttributeValues=_to_wire({":new": new, ":seen": seen}),
         )
         return resp is not None
-
-
-def dynamodb_outbox(catalog: DynamoCatalog) -> OutboxCatalog:
-    return OutboxCatalog(DynamoItems(catalog))
