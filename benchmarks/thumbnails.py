@@ -72,13 +72,17 @@ def main() -> None:
                 return
             out = subprocess.run(
                 [sys.executable, "-c", WORKER, lib, str(src), str(args.runs)],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             results[lib] = json.loads(out.stdout)
             r = results[lib]
             print(f"{lib:15} median {r['median_s'] * 1000:7.1f} ms   peak RSS {r['peak_rss_mib']:6.1f} MiB")
         p, v = results["pillow"], results["pyvips"]
-        print(f"pyvips / pillow(draft): time x{v['median_s'] / p['median_s']:.2f}, peak RSS x{v['peak_rss_mib'] / p['peak_rss_mib']:.2f}")
+        print(
+            f"pyvips / pillow(draft): time x{v['median_s'] / p['median_s']:.2f}, peak RSS x{v['peak_rss_mib'] / p['peak_rss_mib']:.2f}"
+        )
 
 
 if __name__ == "__main__":
