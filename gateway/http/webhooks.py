@@ -132,7 +132,7 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
         tag="webhooks",
         body=WebhookRequest,
         responses={201: WebhookCreated},
-        errors=(400, 401, 409, 415),
+        errors=(400, 401, 403, 409, 415),
     )
 )
 async def create_webhook(request: web.Request) -> web.Response:
@@ -143,7 +143,10 @@ async def create_webhook(request: web.Request) -> web.Response:
 
 @operation(
     Operation(
-        summary="Your webhooks (no secrets)", tag="webhooks", responses={200: WebhookList}, errors=(401, 409)
+        summary="Your webhooks (no secrets)",
+        tag="webhooks",
+        responses={200: WebhookList},
+        errors=(401, 403, 409),
     )
 )
 async def list_webhooks(request: web.Request) -> web.Response:
@@ -156,7 +159,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
         summary="Unsubscribe (pending deliveries are dropped)",
         tag="webhooks",
         responses={204: "deleted"},
-        errors=(401, 404, 409),
+        errors=(401, 403, 404, 409),
     )
 )
 async def delete_webhook(request: web.Request) -> web.Response:
@@ -170,7 +173,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
         tag="webhooks",
         params=(Param("limit", "entries", {"type": "integer", "minimum": 1, "maximum": 1000}),),
         responses={200: DeliveryList},
-        errors=(400, 401, 404, 409),
+        errors=(400, 401, 403, 404, 409),
     )
 )
 async def list_deliveries(request: web.Request) -> web.Response:
@@ -187,7 +190,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         summary="Send a finished (failed or delivered) delivery again",
         tag="webhooks",
         responses={202: DeliveryRequeued},
-        errors=(401, 404, 409),
+        errors=(401, 403, 404, 409),
     )
 )
 async def retry_delivery(request: web.Request) -> web.Response:
