@@ -34,7 +34,8 @@ async def opened(settings: Settings, *, init: bool = False) -> AsyncIterator[Bac
         stack.push_async_callback(catalog.close)
         if init:
             await catalog.init()
-        yield Backends.compose(storages, catalog, settings)
+        secret = await catalog.shared_secret("client-id")  # as the server has it (scan-source URLs)
+        yield Backends.compose(storages, catalog, settings, client_secret=secret)
 
 
 async def _init(settings: Settings) -> None:

@@ -22,6 +22,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gateway.scanners.spec import ScannerSpec
 from gateway.sinks.spec import SinkSpec
 from gateway.topology import PrincipalSpec, ProfileSpec, StorageSpec, TenantSpec, validate_topology
 
@@ -199,6 +200,12 @@ class Settings(BaseSettings):
     )
     thumbnail_max_source_bytes: int = Field(default=64 * MiB, gt=0, description="Largest source file read.")
     thumbnail_concurrency: int = Field(default=2, ge=1, le=64, description="Thumbnails rendered at once.")
+
+    # -- scanning (service/scanning.py, gateway/scanners/, docs/scanning.md) ------------------------------
+    scanners: list[ScannerSpec] = Field(default=[], description="Scanners run on every new version.")
+    scan_required: bool = Field(
+        default=False, description="Serve only scanned-clean versions (pending: 409, error: 503)."
+    )
 
     # -- events (service/events.py, service/dispatch.py, docs/events.md) ---------------------------------
     events: bool = Field(default=True, description="Write events (the outbox); false: none are recorded.")

@@ -77,6 +77,30 @@ class TooManyRequests(GatewayError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class ScanPending(GatewayError):
+    """Scanning is required and this version has no verdict yet (pending), or none could be had (error)."""
+
+    status = 409
+    code = "scan_pending"
+
+    def __init__(
+        self, message: str, *, retry_after: int = 5, status: int = 409, code: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
+        self.status = status
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class Blocked(GatewayError):
+    """A scanner flagged this content: it is never served (RFC 7725)."""
+
+    status = 451
+    code = "content_blocked"
+
+
 class NotFound(GatewayError):
     status = 404
     code = "not_found"

@@ -169,6 +169,12 @@ class AssetCatalog(Protocol):
         """Record a version's CRC-32 (and sha256, for adopted objects) when it lacks them (imported data);
         no-op if the version is gone."""
 
+    async def set_scan(self, asset_id: str, version: int, state: str, detail: str) -> bool:
+        """Record a version's scan state (and in the asset's copy of its latest version); False if gone."""
+
+    async def all_asset_ids(self) -> list[str]:
+        """Every asset id: a full scan, for admin commands only (``gateway scan --all``)."""
+
     async def add_version(self, asset: Asset, version: Version, events: Sequence[Event] = ()) -> bool:
         """Add ``version`` (= asset.latest_version + 1) if the latest is still ``asset.latest_version``.
 

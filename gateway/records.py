@@ -37,6 +37,8 @@ class Version:
     content_type: str
     storage: str = ""  # the named storage holding the blob ("": the default storage)
     shared: str = ""  # content-addressed: the blob's reference-counted catalog entry (service/dedup.py)
+    scan: str = ""  # '' (no scanners when written), pending, clean, flagged or error (service/scanning.py)
+    scan_detail: str = ""  # what a scanner said (a signature name, a moderation reason, an error)
 
 
 @dataclass(frozen=True)

@@ -543,6 +543,40 @@ class DynamoCatalog:
             ExpressionAttributeValues=_to_wire({":crc": crc32, ":v": version} | sha),
         )
 
+    async def set_scan(self, asset_id: str, version: int, state: str, detail: str) -> bool:
+        values = {":s": state, ":d": detail}
+        found = await self._conditional(
+            Key=_to_wire({"PK": it.asset_pk(asset_id), "SK": it.version_sk(version)}),
+            UpdateExpression="SET scan = :s, scan_detail = :d",
+            ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeValues=_to_wire(values),
+        )
+        if found is None:
+            return False
+        await self._conditional(  # and the asset's copy, if this is still its latest version
+            Key=_to_wire({"PK": it.asset_pk(asset_id), "SK": it.META}),
+            UpdateExpression="SET latest.scan = :s, latest.scan_detail = :d",
+            ConditionExpression="latest.#v = :v",
+            ExpressionAttributeNames={"#v": "version"},
+            ExpressionAttributeValues=_to_wire(values | {":v": version}),
+        )
+        return True
+
+    async def all_asset_ids(self) -> list[str]:
+        out: list[str] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "ProjectionExpression": "PK",
+            "FilterExpression": "SK = :meta AND begins_with(PK, :asset)",
+            "ExpressionAttributeValues": _to_wire({":meta": it.META, ":asset": "ASSET#"}),
+        }
+        while True:
+            resp = await self._call("scan", **kwargs)
+            out += [str(_from_wire(i)["PK"]).removeprefix("ASSET#") for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     async def add_version(self, asset: Asset, version: Version, events: Sequence[Event] = ()) -> bool:
         return await self._transact(
             [

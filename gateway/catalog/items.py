@@ -113,6 +113,8 @@ def version_fields(v: Version) -> Item:
         "content_type": v.content_type,
         **({"storage": v.storage} if v.storage else {}),
         **({"shared": v.shared} if v.shared else {}),
+        **({"scan": v.scan} if v.scan else {}),
+        **({"scan_detail": v.scan_detail} if v.scan_detail else {}),
     }
 
 
@@ -138,6 +140,8 @@ def version_from(item: Item) -> Version:
         content_type=item["content_type"],
         storage=str(item.get("storage", "")),
         shared=str(item.get("shared", "")),
+        scan=str(item.get("scan", "")),
+        scan_detail=str(item.get("scan_detail", "")),
     )
 
 

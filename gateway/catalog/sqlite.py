@@ -524,6 +524,32 @@ class SqliteCatalog:
         await self._in_transaction(body)
 
     @operation
+    async def set_scan(self, asset_id: str, version: int, state: str, detail: str) -> bool:
+        async def body() -> bool:
+            changed = await self.db.execute(
+                "UPDATE items SET data = json_set(data, '$.scan', ?, '$.scan_detail', ?) "
+                "WHERE pk = ? AND sk = ?",
+                (state, detail, it.asset_pk(asset_id), it.version_sk(version)),
+            )
+            if changed != 1:
+                return False
+            await self.db.execute(  # and the asset's copy, if this is still its latest version
+                "UPDATE items SET data = json_set(data, '$.latest.scan', ?, '$.latest.scan_detail', ?) "
+                "WHERE pk = ? AND sk = ? AND json_extract(data, '$.latest.version') = ?",
+                (state, detail, it.asset_pk(asset_id), it.META, version),
+            )
+            return True
+
+        return await self._in_transaction(body)
+
+    @on_thread
+    async def all_asset_ids(self) -> list[str]:
+        rows = await self.db.fetchall(
+            "SELECT pk FROM items WHERE sk = ? AND pk >= 'ASSET#' AND pk < 'ASSET$'", (it.META,)
+        )
+        return [str(r[0]).removeprefix("ASSET#") for r in rows]
+
+    @operation
     async def add_version(self, asset: Asset, version: Version, events: Sequence[Event] = ()) -> bool:
         async def body() -> bool:
             changed = await self.db.execute(

@@ -69,6 +69,7 @@ def create_app(
             services = Services.of(composed, on_sweep_failure=metrics.sweep_failures.inc)
             app[SERVICE] = services
             sinks = Sinks(settings)
+            sinks.internal["scan"] = services.scanning.handle
             stack.push_async_callback(sinks.close)
             dispatcher = Dispatcher(
                 composed,

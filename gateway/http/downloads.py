@@ -27,10 +27,18 @@ from gateway.service.zips import MemberSpec
 
 
 def version_representation(
-    svc: Services, asset: Asset, version: Version, *, shared: bool, inline: bool = False
+    svc: Services,
+    asset: Asset,
+    version: Version,
+    *,
+    shared: bool,
+    inline: bool = False,
+    for_scanner: bool = False,
 ) -> Representation:
     """``inline`` is honoured only for types a browser displays without running code (images but SVG,
     audio, video, PDF, plain text); everything else is always an attachment."""
+    if not for_scanner:  # a scanner reads what it is to judge (http/scan_source.py)
+        svc.scanning.check(version)  # 451 flagged; with scan_required 409/503 until a clean verdict
     content_type = served_type(version.content_type)
     disposition = "inline" if inline and safe_inline(content_type) else "attachment"
 

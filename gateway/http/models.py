@@ -24,10 +24,18 @@ class AssetOut(BaseModel):
     sha256: str
     created: str
     expires: int | None = Field(default=None, description="UNIX time the asset is deleted (retention)")
+    scan: str | None = Field(
+        default=None,
+        exclude_if=lambda v: v is None,
+        description="pending, clean, flagged or error (absent: not scanned; docs/scanning.md)",
+    )
+    scan_detail: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @classmethod
     def of(cls, asset: Asset, version: Version) -> AssetOut:
         return cls(
+            scan=version.scan or None,
+            scan_detail=version.scan_detail or None,
             expires=asset.expires_at,
             id=asset.id,
             name=asset.name,

@@ -67,6 +67,7 @@ async def asset_thumbnail(request: web.Request) -> web.StreamResponse:
     asset, version = await svc.assets.find(
         request.match_info["id"], _version_param(request), owner=principal(request).id
     )
+    svc.scanning.check(version)
     thumb = await svc.thumbnails.get(asset, version, spec)
     return await serve(request, _representation(svc, asset, thumb, shared=False))
 
@@ -107,6 +108,7 @@ async def link_thumbnail(request: web.Request) -> web.StreamResponse:
         asset, version = await svc.assets.find(wanted or token.asset_ids[0], owner=None)
     except NotFound:
         raise Gone("the asset behind this link no longer exists", code="asset_gone") from None
+    svc.scanning.check(version)
     thumb = await svc.thumbnails.get(asset, version, spec)
     return await serve(request, _representation(svc, asset, thumb, shared=True))
 

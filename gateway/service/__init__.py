@@ -18,6 +18,7 @@
     webhooks.py   subscriptions: the operator's (config) and each owner's (/webhooks)
     dispatch.py   the dispatcher every process runs: lease, fan out, deliver, back off
     thumbnails.py presets after each image upload, other sizes on demand, stored once, purged
+    scanning.py   scan states, what serving does with them, scans run as internal event deliveries
 
 :class:`Services` bundles them for the HTTP layer, which reaches it through one typed app key.
 """
@@ -37,6 +38,8 @@ from gateway.service.placement import Placer
 from gateway.service.quotas import Quotas
 from gateway.service.resumable import Resumable
 from gateway.service.retention import Retention
+from gateway.service.scanning import SUBSCRIPTION as SCAN_SUBSCRIPTION
+from gateway.service.scanning import Scanning
 from gateway.service.thumbnails import Thumbnails
 from gateway.service.tokens import Tokens
 from gateway.service.upload_links import UploadLinkService
@@ -63,6 +66,7 @@ class Services:
     events: Events
     webhooks: Webhooks
     thumbnails: Thumbnails
+    scanning: Scanning
 
     async def close(self) -> None:
         """Write what waits to be written (the download history's last batch)."""
@@ -78,6 +82,8 @@ class Services:
         placer = Placer(backends.settings)
         quotas = Quotas(backends, placer, backends.quota_ledger)
         uploads = Uploads(backends, assets, tokens, quotas, events)
+        scanning = Scanning(backends, assets, events)
+        uploads.initial_scan = scanning.initial()
         resumable = Resumable(backends, uploads, assets)
         retention = Retention(backends, assets, quotas, events, on_failure=on_sweep_failure)
         retention.also += [resumable.sweep_once, quotas.reconcile]
@@ -93,7 +99,7 @@ class Services:
             upload_links=UploadLinkService(backends),
             tokens=tokens,
             passwords=LinkPasswords(backends),
-            zips=Zips(backends, assets, tokens),
+            zips=Zips(backends, assets, tokens, scanning),
             retention=retention,
             health=HealthProbe(
                 [lambda: backends.catalog.ping()],  # looked up per probe (tests replace methods)
@@ -104,6 +110,7 @@ class Services:
             placer=placer,
             quotas=quotas,
             events=events,
-            webhooks=Webhooks(backends, events),
+            webhooks=Webhooks(backends, events, internal=[SCAN_SUBSCRIPTION] if scanning.enabled else []),
             thumbnails=thumbnails,
+            scanning=scanning,
         )

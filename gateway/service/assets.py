@@ -39,7 +39,7 @@ class AssetReader:
             raise NotFound(f"asset has no version {wanted}", code="version_not_found")
         return asset, found
 
-    async def describe(self, asset_id: str, *, owner: str) -> tuple[Asset, list[Version]]:
+    async def describe(self, asset_id: str, *, owner: str | None) -> tuple[Asset, list[Version]]:
         asset, _ = await self.find(asset_id, owner=owner)
         return asset, await self.b.catalog.list_versions(asset_id)
 

@@ -54,6 +54,7 @@ class Uploads:
         self.b = backends
         self.events = events
         self.after_commit: list[Callable[[Asset, Version], None]] = []  # e.g. preset thumbnails
+        self.initial_scan = ""  # a new version's scan state: 'pending' when scanners are configured
         self.assets = assets
         self.tokens = tokens
         self.quotas = quotas
@@ -168,6 +169,7 @@ class Uploads:
                     content_type=s.content_type,
                     storage=s.storage,
                     shared=s.shared,
+                    scan=self.initial_scan,
                 ),
             )
             for s in staged
@@ -339,6 +341,7 @@ class Uploads:
                 content_type=staged.content_type,
                 storage=staged.storage,
                 shared=staged.shared,
+                scan=self.initial_scan,
             )
             events = self.events.of(
                 self.events.new("asset.version_created", asset.owner, asset_data(asset, version))

@@ -28,9 +28,14 @@ MAX_URL = 2048
 
 
 class Webhooks:
-    def __init__(self, backends: Backends, events: Events) -> None:
+    def __init__(
+        self, backends: Backends, events: Events, internal: list[Subscription] | None = None
+    ) -> None:
         self.b = backends
         self.events = events
+        self.internal = internal or []  # the gateway's own consumers (scanning): url internal:<name>
+        if self.internal:
+            events.listened = True
 
     def _outbox(self) -> Outbox:
         if self.b.outbox is None or not self.b.settings.events:
@@ -54,7 +59,7 @@ class Webhooks:
     async def everyone(self) -> list[Subscription]:
         """Every subscription the dispatcher fans out to."""
         stored = await self.b.outbox.subscriptions() if self.b.outbox is not None else []
-        return [*self.configured(), *stored]
+        return [*self.internal, *self.configured(), *stored]
 
     async def create(self, owner: str, url: str, types: Sequence[str], description: str) -> Subscription:
         outbox = self._outbox()

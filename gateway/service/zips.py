@@ -21,6 +21,7 @@ from gateway.records import Asset, Version
 from gateway.service.assets import AssetReader, is_uuid
 from gateway.service.context import Backends
 from gateway.service.params import TokenRequest
+from gateway.service.scanning import Scanning
 from gateway.service.tokens import IssuedToken, Tokens
 from gateway.ziplayout import Member, unique_names
 
@@ -38,8 +39,9 @@ class MemberSpec:
 
 
 class Zips:
-    def __init__(self, backends: Backends, assets: AssetReader, tokens: Tokens) -> None:
+    def __init__(self, backends: Backends, assets: AssetReader, tokens: Tokens, scanning: Scanning) -> None:
         self.b = backends
+        self.scanning = scanning
         self.assets = assets
         self.tokens = tokens
 
@@ -84,6 +86,7 @@ class Zips:
         for i, (name, (_, version)) in enumerate(zip(names, found, strict=True)):
             if i % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
+            self.scanning.check(version)  # a flagged (or, if required, unscanned) member: no zip at all
             crc = version.crc32
             if crc is None or not version.sha256:  # imported or adopted: never read here before
                 crc = await self._backfill_crc32(version)

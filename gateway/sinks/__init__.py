@@ -8,6 +8,7 @@ are opened once and closed by the app's cleanup context, like every other backen
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,11 +44,17 @@ class Sinks:
         self._stack = AsyncExitStack()
         self._http: Sink | None = None
         self._aws: dict[tuple[str, str | None, str | None], Sink] = {}
+        self.internal: dict[str, Callable[[Event], Awaitable[Outcome]]] = {}  # internal:<name> handlers
 
     async def close(self) -> None:
         await self._stack.aclose()
 
     async def send(self, sub: Subscription, event: Event) -> Outcome:
+        if sub.url.startswith("internal:"):
+            handler = self.internal.get(sub.url.removeprefix("internal:"))
+            if handler is None:
+                return Outcome(False, error="no such internal consumer")
+            return await handler(event)
         try:
             sink = await self._sink_for(sub)
         except Exception as exc:  # a sink that cannot even be set up is a failed attempt, retried
