@@ -547,17 +547,18 @@ class DynamoCatalog:
         values = {":s": state, ":d": detail}
         found = await self._conditional(
             Key=_to_wire({"PK": it.asset_pk(asset_id), "SK": it.version_sk(version)}),
-            UpdateExpression="SET scan = :s, scan_detail = :d",
+            UpdateExpression="SET #scan = :s, scan_detail = :d",  # SCAN is a reserved word
             ConditionExpression="attribute_exists(PK)",
+            ExpressionAttributeNames={"#scan": "scan"},
             ExpressionAttributeValues=_to_wire(values),
         )
         if found is None:
             return False
         await self._conditional(  # and the asset's copy, if this is still its latest version
             Key=_to_wire({"PK": it.asset_pk(asset_id), "SK": it.META}),
-            UpdateExpression="SET latest.scan = :s, latest.scan_detail = :d",
+            UpdateExpression="SET latest.#scan = :s, latest.scan_detail = :d",
             ConditionExpression="latest.#v = :v",
-            ExpressionAttributeNames={"#v": "version"},
+            ExpressionAttributeNames={"#v": "version", "#scan": "scan"},
             ExpressionAttributeValues=_to_wire(values | {":v": version}),
         )
         return True

@@ -221,10 +221,14 @@ class VersionOut(BaseModel):
     sha256: str
     content_type: str
     created: str
+    scan: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    scan_detail: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @classmethod
     def of(cls, v: Version) -> VersionOut:
         return cls(
+            scan=v.scan or None,
+            scan_detail=v.scan_detail or None,
             version=v.version,
             size=v.size,
             sha256=v.sha256,
@@ -245,10 +249,17 @@ class AssetMeta(BaseModel):
     expires: int | None
     metadata: dict[str, Any]
     versions: list[VersionOut]
+    scan: str | None = Field(
+        default=None, exclude_if=lambda v: v is None, description="the latest version's scan state"
+    )
+    scan_detail: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @classmethod
     def of(cls, a: Asset, versions: list[Version]) -> AssetMeta:
+        latest = next((v for v in versions if v.version == a.latest_version), None)
         return cls(
+            scan=(latest.scan or None) if latest else None,
+            scan_detail=(latest.scan_detail or None) if latest else None,
             id=a.id,
             name=a.name,
             owner=a.owner,

@@ -148,7 +148,7 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the lease runs out and the entry is tried again
-            log.warning("delivery %s: %s", delivery.id, type(exc).__name__)
+            log.warning("delivery %s: %s", delivery.id, getattr(exc, "message", type(exc).__name__))
         finally:
             self._slots.release()
 
