@@ -34,7 +34,7 @@ def running_clamd(workdir: Path, port: int, *, stream_max: str = "1M") -> Iterat
     binary = shutil.which("clamd") or "/usr/sbin/clamd"
     db = workdir / "clamdb"
     db.mkdir(parents=True, exist_ok=True)
-    (db / "eicar.hdb").write_text(f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:Eicar-Test-Signature\n")  # noqa: S324
+    (db / "eicar.hdb").write_text(f"{hashlib.md5(EICAR).hexdigest()}:{len(EICAR)}:Eicar-Test-Signature\n")
     conf = workdir / "clamd.conf"
     conf.write_text(
         "Foreground yes\n"
