@@ -228,3 +228,24 @@ async def test_secured_mode_pages_are_public_and_the_api_is_not(secured: TestCli
     assert (await secured.get(f"/s/{token}/qr.svg")).status == 200
     resp = await secured.post(f"/s/{token}/download")
     assert resp.status == 200 and await resp.read() == b"s"
+
+
+async def test_image_share_page_previews_a_thumbnail_that_never_counts(client: TestClient[Any, Any]) -> None:
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (900, 600), (20, 120, 220)).save(png, "PNG")
+    _, token = await share(client, "holiday.png", png.getvalue(), max_downloads=1)
+    page = await (await client.get(f"/s/{token}")).text()
+    src = f"/asset-token/{token}/thumbnail?preset=medium"
+    assert f'id="preview" class="preview" src="{src}"' in page and 'alt="Preview of holiday.png"' in page
+    assert f'<meta property="og:image" content="http://gateway.test{src}">' in page
+    for _ in range(3):  # the page's preview, an unfurler's og:image: none of it spends the download
+        resp = await client.get(src)
+        assert resp.status == 200 and resp.content_type == "image/webp"
+        assert Image.open(io.BytesIO(await resp.read())).size == (512, 512)
+    assert (await client.get(f"/asset-token/{token}")).status == 200
+    _, pdf = await share(client, "notes.pdf", b"%PDF-1.7")
+    assert 'id="preview"' not in await (await client.get(f"/s/{pdf}")).text()  # not an image: no preview
+    _, locked = await share(client, "secret.png", png.getvalue(), password="hunter2hunter2")
+    assert "thumbnail" not in await (await client.get(f"/s/{locked}")).text()  # protected: nothing shown

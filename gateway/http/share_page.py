@@ -19,14 +19,15 @@ from typing import Any
 import segno
 from aiohttp import web
 
-from gateway.errors import BadRequest, Gone, NotFound, PasswordRequired, TooManyRequests
+from gateway.errors import BadRequest, GatewayError, Gone, NotFound, PasswordRequired, TooManyRequests
 from gateway.http.downloads import serve_link
 from gateway.http.keys import SERVICE
 from gateway.http.openapi import HTML, Operation, operation
 from gateway.http.page_kit import expires_in, html_errors, render
 from gateway.http.uploads import base_url, link_base_url
-from gateway.names import served_type
-from gateway.records import Token
+from gateway.names import guess_content_type, served_type
+from gateway.records import Asset, Token, Version
+from gateway.service import Services
 
 PAGE_ERRORS = (400, 401, 404, 410, 413, 429)
 _FORM_FIELD_MAX = 1024
@@ -58,6 +59,10 @@ async def _details(request: web.Request, token: Token, secret: str) -> dict[str,
             name, size, content_type = asset.name, version.size, served_type(version.content_type)
     except NotFound:
         raise Gone("the content behind this link no longer exists", code="asset_gone") from None
+    preview = None
+    if not token.is_bundle and token.password_hash is None and _previewable(svc, asset, version):
+        preset = "medium" if "medium" in svc.thumbnails.presets else next(iter(svc.thumbnails.presets))
+        preview = f"/asset-token/{secret}/thumbnail?preset={preset}"  # never counts a download
     left = None if token.max_downloads is None else max(0, token.max_downloads - token.downloads)
     expires = datetime.datetime.fromtimestamp(token.expires_at, datetime.UTC)
     return {
@@ -71,7 +76,23 @@ async def _details(request: web.Request, token: Token, secret: str) -> dict[str,
         "downloads_left": left,
         "protected": token.password_hash is not None,
         "grant": None,
+        "preview": preview,
+        "preview_abs": f"{base_url(request)}{preview}" if preview else None,  # og:image for unfurlers
     } | _urls(request, secret)
+
+
+def _previewable(svc: Services, asset: Asset, version: Version) -> bool:
+    """An image with presets to show, that may be served now (not flagged, not held for scanning)."""
+    kind = version.content_type
+    if kind in ("application/octet-stream", "binary/octet-stream"):  # curl -T sends no type
+        kind = guess_content_type(asset.name)
+    if not kind.startswith("image/") or kind == "image/svg+xml" or not svc.thumbnails.presets:
+        return False
+    try:
+        svc.scanning.check(version)
+    except GatewayError:
+        return False
+    return True
 
 
 def _locked(
