@@ -476,7 +476,8 @@ class Queued:
     lease_ms: int
     next_ms: int
     event: Event | None = None  # an event to fan out
-    delivery: Delivery | None = None  # or a delivery to attempt
+    ref: tuple[str, str] | None = None  # or a delivery's pointer: (subscription, delivery id)
+    delivery: Delivery | None = None  # that delivery, loaded once the pointer is leased
 
 
 class Outbox(Protocol):
@@ -491,7 +492,11 @@ class Outbox(Protocol):
         """Entries whose time has come and whose lease (if any) has run out."""
 
     async def lease(self, entry: Queued, until: float) -> Queued | None:
-        """Claim ``entry`` until ``until``; None when another process changed it first."""
+        """Claim ``entry`` until ``until`` (a pointer: with its delivery loaded); None when another
+        process changed it first."""
+
+    async def drop(self, entry: Queued) -> bool:
+        """Remove a claimed pointer whose delivery no longer exists."""
 
     async def fan_out(self, entry: Queued, deliveries: Sequence[Delivery]) -> bool:
         """Replace a claimed event by its deliveries (idempotent: delivery ids are deterministic)."""
@@ -508,15 +513,12 @@ class Outbox(Protocol):
     async def requeue(self, subscription_id: str, delivery_id: str, now: float) -> Delivery | None:
         """A finished delivery back into the queue (``POST …/retry``); None if unknown."""
 
-    async def backlog(self) -> tuple[int, float | None]:
-        """Entries waiting, and the creation time of the oldest (health)."""
-
     async def put_subscription(self, sub: Subscription) -> None: ...
 
     async def subscriptions(self) -> list[Subscription]: ...
 
     async def delete_subscription(self, sub_id: str) -> bool:
-        """Also drops its pending deliveries; False when there was no such subscription."""
+        """False when there was no such subscription; its queued deliveries end as failed."""
 
 
 @runtime_checkable

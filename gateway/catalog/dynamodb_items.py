@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from gateway.catalog.dynamodb import _to_wire
+from gateway.catalog.dynamodb import _from_wire, _to_wire
 from gateway.catalog.item_store import Held, Item, Key
 
 if TYPE_CHECKING:
@@ -26,6 +26,17 @@ class DynamoItems:
 
     async def query(self, pk: str, prefix: str = "") -> list[Item]:
         return await self.c._query(pk, prefix)
+
+    async def query_upto(self, pk: str, upto: str, limit: int) -> list[Item]:
+        resp = await self.c._call(
+            "query",
+            TableName=self.c.table,
+            KeyConditionExpression="PK = :pk AND SK <= :upto",
+            ExpressionAttributeValues=_to_wire({":pk": pk, ":upto": upto}),
+            ConsistentRead=True,
+            Limit=limit,
+        )
+        return [_from_wire(i) for i in resp.get("Items", [])]
 
     async def get(self, pk: str, sk: str) -> Item | None:
         return await self.c._get(pk, sk)

@@ -21,6 +21,9 @@ class ItemStore(Protocol):
 
     async def query(self, pk: str, prefix: str = "") -> list[Item]: ...
 
+    async def query_upto(self, pk: str, upto: str, limit: int) -> list[Item]:
+        """The first ``limit`` items of a partition whose sort key is <= ``upto``, in key order."""
+
     async def get(self, pk: str, sk: str) -> Item | None: ...
 
     async def write(self, puts: Sequence[Item], deletes: Sequence[Key], held: Held | None = None) -> bool:

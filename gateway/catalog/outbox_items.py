@@ -1,18 +1,21 @@
-"""The outbox's items: events waiting to fan out, deliveries waiting or done, subscriptions.
+"""The outbox's items: a time-ordered queue, delivery records, subscriptions.
 
 Written once for both adapters, like ``items.py``. An event is written by the same catalog transaction
 as the change it describes (``event_items`` is appended to that transaction by the adapter), so a
 committed change always has its event and a failed one never does.
 
-    PK                  SK                          what
-    OUTBOX#<0..3>       E#<event id>                an event not yet fanned out to its subscriptions
-    OUTBOX#<0..3>       D#<subscription>#<delivery> a delivery still to be attempted (lease, next attempt)
-    WEBHOOK#<sub id>    D#<delivery id>             a finished delivery (delivered/failed), listed (TTL)
-    WEBHOOKS            <sub id>                    an owner's webhook subscription (secret kept: it signs)
+    PK                  SK                                  what
+    OUTBOX#<0..3>       <next ms, 13 digits>#E#<event id>   an event not yet fanned out (the event itself)
+    OUTBOX#<0..3>       <next ms>#D#<sub>#<delivery id>     a delivery's next attempt (a pointer)
+    WEBHOOK#<sub id>    D#<delivery id>                     a delivery: event, state, attempts (TTL when done)
+    WEBHOOKS            <sub id>                            an owner's webhook subscription (secret: it signs)
 
-The queue is split over ``SHARDS`` partitions so one hot partition does not limit throughput on
-DynamoDB; dispatchers read all of them. Times are integer milliseconds (exact in both engines), and the
-lease is the classic conditional swap: ``lease_ms`` changes only if it still holds what the claimer read.
+The queue's sort key starts with the time an entry is due, so a dispatcher reads only what is due
+(``SK <= now``, with a limit): a receiver that is down for a day, with a million deliveries backing
+off, costs nothing per poll. Rescheduling moves the pointer to its new time (delete + put in one
+conditional write). The queue is split over ``SHARDS`` partitions so one hot partition does not limit
+throughput on DynamoDB. Times are integer milliseconds (exact in both engines), and the lease is the
+classic conditional swap: ``lease_ms`` changes only if it still holds what the claimer read.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from gateway.records import Attempt, Delivery, Event, Subscription
 Item = dict[str, Any]
 SHARDS = 4
 SUBSCRIPTIONS_PK = "WEBHOOKS"
-MAX_ATTEMPTS_KEPT = 20  # a delivery's history shows the last attempts; the count is kept apart
+MAX_ATTEMPTS_KEPT = 20  # a delivery's record shows its last attempts
 
 
 def shard_pk(key: str) -> str:
@@ -38,6 +41,11 @@ def history_pk(subscription_id: str) -> str:
 
 def ms(t: float) -> int:
     return int(t * 1000)
+
+
+def due_bound(now: float) -> str:
+    """Queue sort keys <= this are due at ``now`` ('~' sorts after '#')."""
+    return f"{ms(now):013d}~"
 
 
 def event_fields(e: Event) -> Item:
@@ -57,10 +65,10 @@ def event_from(item: Item) -> Event:
 def event_item(e: Event) -> Item:
     return {
         "PK": shard_pk(e.id),
-        "SK": f"E#{e.id}",
+        "SK": f"{0:013d}#E#{e.id}",  # due at once: fanned out as soon as a dispatcher looks
         "kind": "event",
         **event_fields(e),
-        "next_ms": 0,  # due at once (an event is fanned out as soon as a dispatcher sees it)
+        "next_ms": 0,
         "lease_ms": 0,
     }
 
@@ -69,13 +77,25 @@ def event_items(events: tuple[Event, ...] | list[Event]) -> list[Item]:
     return [event_item(e) for e in events]
 
 
-def pending_key(d: Delivery) -> tuple[str, str]:
-    return shard_pk(d.id), f"D#{d.subscription}#{d.id}"
+def pointer_item(d: Delivery) -> Item:
+    """The queue entry of a pending delivery, due at ``d.next_at``."""
+    return {
+        "PK": shard_pk(d.id),
+        "SK": f"{ms(d.next_at):013d}#D#{d.subscription}#{d.id}",
+        "kind": "pointer",
+        "subscription": d.subscription,
+        "delivery_id": d.id,
+        "next_ms": ms(d.next_at),
+        "lease_ms": 0,
+    }
 
 
-def delivery_item(d: Delivery, *, lease_ms: int = 0, expires_at: int | None = None) -> Item:
-    """A pending delivery (queue key) or, with ``expires_at``, a finished one (history key)."""
-    pk, sk = (history_pk(d.subscription), f"D#{d.id}") if expires_at is not None else pending_key(d)
+def record_key(subscription_id: str, delivery_id: str) -> tuple[str, str]:
+    return history_pk(subscription_id), f"D#{delivery_id}"
+
+
+def record_item(d: Delivery, *, expires_at: int | None = None) -> Item:
+    pk, sk = record_key(d.subscription, d.id)
     return {
         "PK": pk,
         "SK": sk,
@@ -89,7 +109,6 @@ def delivery_item(d: Delivery, *, lease_ms: int = 0, expires_at: int | None = No
         ],
         "next_ms": ms(d.next_at),
         "created": d.created,
-        "lease_ms": lease_ms,
         **({"expires_at": expires_at} if expires_at is not None else {}),
     }
 

@@ -27,6 +27,15 @@ class SqliteItems:
         return await self.c._query(pk, prefix)
 
     @operation
+    async def query_upto(self, pk: str, upto: str, limit: int) -> list[Item]:
+        rows = await self.db.fetchall(
+            "SELECT pk, sk, data, expires_at, downloads, max_downloads, revoked FROM items "
+            "WHERE pk = ? AND sk <= ? ORDER BY sk LIMIT ?",
+            (pk, upto, limit),
+        )
+        return [self.c._decode(tuple(r)) for r in rows]
+
+    @operation
     async def get(self, pk: str, sk: str) -> Item | None:
         return await self.c._get(pk, sk)
 

@@ -96,7 +96,9 @@ class Dispatcher:
             claimed += 1
             if held.event is not None:
                 await self._fan_out(held, held.event, subs)
-            elif held.delivery is not None:
+            elif held.delivery is None:
+                await self.outbox.drop(held)  # a pointer to a record that is gone
+            else:
                 await self._slots.acquire()
                 task = asyncio.create_task(self._attempt(held, held.delivery), name=held.sk)
                 self._inflight.add(task)
