@@ -185,8 +185,8 @@ async def test_14_commit_that_reports_failure_but_happened_keeps_the_asset(
     svc = client.app[SERVICE]
     real = svc.backends.catalog.create_assets
 
-    async def lost_answer(items: Any) -> None:
-        await real(items)
+    async def lost_answer(items: Any, events: Any = ()) -> None:
+        await real(items, events)
         raise CatalogError("the answer was lost")
 
     svc.backends.catalog.create_assets = lost_answer  # type: ignore[method-assign]
@@ -205,8 +205,8 @@ async def test_14_cancelled_after_commit_keeps_the_blob(
     real = svc.backends.catalog.create_assets
     written: list[str] = []
 
-    async def committed_then_cancelled(items: Any) -> None:
-        await real(items)
+    async def committed_then_cancelled(items: Any, events: Any = ()) -> None:
+        await real(items, events)
         written.append(items[0].asset.id)
         raise asyncio.CancelledError  # as when the request is cancelled while COMMIT completes
 

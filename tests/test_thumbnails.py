@@ -198,6 +198,7 @@ async def test_purge_command(tmp_path: Path) -> None:
     env = {
         "GATEWAY_STORAGE_URL": f"file://{tmp_path}/blobs",
         "GATEWAY_CATALOG_URL": f"sqlite:///{tmp_path}/catalog.db",
+        "GATEWAY_THUMBNAIL_EAGER": "false",  # only the one asked for below
     }
     with running_gateway(tmp_path, env) as base:
         import urllib.request

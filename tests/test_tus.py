@@ -403,7 +403,7 @@ async def test_a_completion_cut_short_is_finished_by_the_next_request(client: An
     url = await create(client, len(data), filename="late.bin")
     catalog = svc.backends.catalog
 
-    async def down(items: Any) -> None:
+    async def down(items: Any, events: Any = ()) -> None:
         raise CatalogError("catalog unreachable")
 
     catalog.create_assets = down  # the bytes are whole, the catalog commit fails

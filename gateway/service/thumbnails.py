@@ -158,7 +158,11 @@ class Thumbnails:
             etag=f'"{hashlib.sha256(data).hexdigest()[:40]}"',
             created=self.b.clock(),
         )
-        await self.records.put(thumb)
+        try:
+            await self.records.put(thumb)
+        except BaseException:  # never bytes without a record: purge and delete could not find them
+            await asyncio.shield(store.delete(blob_key))
+            raise
         data_out = asset_data(asset, version) | {"thumbnail": spec.key, "thumbnail_size": len(data)}
         await self.events.publish(self.events.new("thumbnail.created", asset.owner, data_out))
         return thumb
@@ -186,6 +190,9 @@ class Thumbnails:
                 return  # one refusal (not an image, too big) says the same for every preset
 
     async def close(self) -> None:
+        """Presets being made get a moment to finish (they are short), then are cancelled."""
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=5)
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
