@@ -82,8 +82,9 @@ class Dispatcher:
 
     async def pass_once(self) -> int:
         """Handle what is due now; the number of entries this process claimed."""
+        before = self.events.subscribed
         subs = await self.webhooks.everyone()
-        self.events.listened = bool(subs)
+        self.events.refresh(bool(subs), before)
         now = self.clock()
         claimed = 0
         busy = {t.get_name() for t in self._inflight}

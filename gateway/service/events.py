@@ -66,11 +66,24 @@ class Events:
         self.b = backends
         self.possible = backends.outbox is not None and backends.settings.events
         self.listened = bool(backends.settings.event_sinks)
+        self.subscribed = 0  # bumped by each new subscription in this process (see refresh)
         self.written = asyncio.Event()  # a nudge: the dispatcher need not wait for its next poll
 
     @property
     def enabled(self) -> bool:
         return self.possible and self.listened
+
+    def subscription_added(self) -> None:
+        self.listened = True
+        self.subscribed += 1
+
+    def refresh(self, any_subscription: bool, subscribed_before: int) -> None:
+        """From a dispatcher pass: whether anyone listens. A subscription created here while the pass
+        was reading must not be overwritten by the pass's older answer."""
+        if any_subscription:
+            self.listened = True
+        elif self.subscribed == subscribed_before:
+            self.listened = False
 
     def new(self, type_: str, owner: str, data: dict[str, Any]) -> Event:
         assert type_ in EVENT_TYPES, type_

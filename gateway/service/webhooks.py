@@ -80,7 +80,7 @@ class Webhooks:
             description=description,
         )
         await outbox.put_subscription(sub)
-        self.events.listened = True
+        self.events.subscription_added()
         return sub
 
     def _check_url(self, url: str) -> None:
