@@ -220,3 +220,17 @@ async def test_purge_command(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["purged"] >= 1
     assert not list((tmp_path / "blobs").rglob("thumbnails/**/*.webp"))
+
+
+@pytest.mark.parametrize(("kind", "name"), [("AVIF", "photo.avif"), ("HEIF", "photo.heic")])
+async def test_avif_and_heic_in(client: TestClient[Any, Any], kind: str, name: str) -> None:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()  # the test encodes HEIC with the same plugin the gateway decodes with
+    out = io.BytesIO()
+    Image.new("RGB", (120, 80), (200, 10, 10)).save(out, kind)
+    aid = (await upload(client, name, out.getvalue()))["asset"]["id"]
+    im = (await thumb(client, f"/asset/{aid}/thumbnail", w=60, h=60, fit="contain", format="png")).convert(
+        "RGB"
+    )
+    assert im.size == (60, 40) and im.getpixel((30, 20))[0] > 150
