@@ -234,3 +234,33 @@ async def test_avif_and_heic_in(client: TestClient[Any, Any], kind: str, name: s
         "RGB"
     )
     assert im.size == (60, 40) and im.getpixel((30, 20))[0] > 150
+
+
+async def test_thumbnail_created_event(settings_factory: Any, make_client: Any) -> None:
+    import base64
+    import os
+
+    from tests.webhook_receiver import Receiver, wait_for
+
+    receiver = await Receiver().start()
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    try:
+        sink = {"url": receiver.url, "secret": secret, "types": ["thumbnail.created"]}
+        client = await make_client(
+            settings_factory(
+                event_sinks={"hooks": sink},
+                webhook_allow_private=True,
+                outbox_poll_interval=0.05,
+                thumbnail_eager=False,
+            )
+        )
+        aid = (await upload(client, "p.png", png_with_alpha()))["asset"]["id"]
+        await thumb(client, f"/asset/{aid}/thumbnail", w=48)
+        await thumb(client, f"/asset/{aid}/thumbnail", w=48)  # served from storage: no second event
+        await wait_for(lambda: receiver.received, what="thumbnail.created")
+        await asyncio.sleep(0.3)
+        [event] = receiver.verified(secret).values()
+        assert event["type"] == "thumbnail.created" and event["data"]["asset_id"] == aid
+        assert event["data"]["thumbnail"] == "48x48-cover.webp"
+    finally:
+        await receiver.stop()
