@@ -57,11 +57,15 @@ class GcReport:
 
 
 async def collect(backends: Backends, *, grace: float, now: float | None = None) -> GcReport:
-    """Every storage that declared the inventory capability (the filesystem and S3 do) and allows gc."""
+    """Every storage that declared the inventory capability (the filesystem and S3 do) and allows gc.
+
+    Backup storages are never collected: their objects are copies of other storages' versions, which no
+    version record names (service/backups.py)."""
     report = GcReport()
     now = time.time() if now is None else now
+    backups = {s.spec.backup for s in backends.storages if s.spec.backup}
     for storage in backends.storages:
-        if storage.inventory is not None and storage.spec.gc:
+        if storage.inventory is not None and storage.spec.gc and storage.name not in backups:
             await _collect_one(
                 backends, storage, report, now - grace, now - grace - backends.settings.resumable_expiry
             )

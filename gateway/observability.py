@@ -70,6 +70,9 @@ class Metrics:
         self.token_claims = Counter(
             "gateway_token_claims", "share-link downloads granted or refused", ["result"], registry=r
         )
+        self.backup_reads = Counter(
+            "gateway_backup_reads", "downloads served from a backup storage (the primary failed)", registry=r
+        )
         self.event_deliveries = Counter(
             "gateway_event_delivery_attempts",
             "event delivery attempts by outcome (delivered, retry, failed: given up)",

@@ -68,6 +68,12 @@ class StorageSpec(_Strict):
     presign: bool = Field(default=True, description="Redirect downloads may presign URLs to this storage.")
     dedup: bool = Field(default=False, description="Content-addressed: identical uploads share one blob.")
     gc: bool = Field(default=True, description="`gateway gc` may delete unreferenced objects here.")
+    backup: str | None = Field(
+        default=None, description="Another storage every committed version is copied to (docs/backup.md)."
+    )
+    retain: bool = Field(
+        default=False, description="As a backup storage: keep copies when their asset is deleted."
+    )
 
     @field_validator("url")
     @classmethod
@@ -154,6 +160,13 @@ def validate_topology(
         if name not in names:
             raise ValueError(f"{where} names an unknown storage {name!r}")
 
+    for sname, stored in storages.items():
+        if stored.backup is not None:
+            storage(f"storages.{sname}.backup", stored.backup)
+            if stored.backup == sname:
+                raise ValueError(f"storages.{sname}.backup names the storage itself")
+            if stored.dedup:
+                raise ValueError(f"storages.{sname}: backups of content-addressed storages are not supported")
     for pname, profile in profiles.items():
         check_name("profile", pname)
         for purpose, target in profile.purposes.items():

@@ -107,7 +107,10 @@ def test_hostile_keys_fail_alone_and_the_run_says_so(tmp_path: Path, s3: Any) ->
     out = tmp_path / "out"
     code, lines, err = gateway_sync(src, f"file://{out}", "--only-show-errors", cwd=tmp_path)
     assert code == 1, err
-    assert sorted(line["key"] for line in lines if "error" in line) == ["../../escape.txt", "sub/./dot.txt"], (
+    assert sorted(line["key"] for line in lines if "error" in line) == [
+        "../../escape.txt",
+        "sub/./dot.txt",
+    ], (
         lines,
         err,
     )

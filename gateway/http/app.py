@@ -70,6 +70,8 @@ def create_app(
             app[SERVICE] = services
             sinks = Sinks(settings)
             sinks.internal["scan"] = services.scanning.handle
+            sinks.internal["backup"] = services.backups.handle
+            services.assets.on_failover = metrics.backup_reads.inc
             stack.push_async_callback(sinks.close)
             dispatcher = Dispatcher(
                 composed,

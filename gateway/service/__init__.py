@@ -19,6 +19,7 @@
     dispatch.py   the dispatcher every process runs: lease, fan out, deliver, back off
     thumbnails.py presets after each image upload, other sizes on demand, stored once, purged
     scanning.py   scan states, what serving does with them, scans run as internal event deliveries
+    backups.py    continuous copies to a storage's backup (internal deliveries), read failover
 
 :class:`Services` bundles them for the HTTP layer, which reaches it through one typed app key.
 """
@@ -29,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.service.assets import AssetReader
+from gateway.service.backups import SUBSCRIPTION as BACKUP_SUBSCRIPTION
+from gateway.service.backups import Backups
 from gateway.service.context import Backends
 from gateway.service.events import Events
 from gateway.service.health import HealthProbe
@@ -67,6 +70,7 @@ class Services:
     webhooks: Webhooks
     thumbnails: Thumbnails
     scanning: Scanning
+    backups: Backups
 
     async def close(self) -> None:
         """Write what waits to be written (the download history's last batch)."""
@@ -90,6 +94,10 @@ class Services:
         thumbnails = Thumbnails(backends, assets, placer, events)
         uploads.after_commit.append(thumbnails.committed)
         retention.derived.append(thumbnails.forget_asset)
+        backups = Backups(backends, assets)
+        retention.derived.append(backups.forget_asset)
+        internal = [SCAN_SUBSCRIPTION] if scanning.enabled else []
+        internal += [BACKUP_SUBSCRIPTION] if backups.enabled else []
         return cls(
             backends=backends,
             params=params,
@@ -110,7 +118,8 @@ class Services:
             placer=placer,
             quotas=quotas,
             events=events,
-            webhooks=Webhooks(backends, events, internal=[SCAN_SUBSCRIPTION] if scanning.enabled else []),
+            webhooks=Webhooks(backends, events, internal=internal),
             thumbnails=thumbnails,
             scanning=scanning,
+            backups=backups,
         )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 
-from gateway.errors import NotFound
+from gateway.errors import GatewayError, NotFound, StorageError
 from gateway.ports import BlobReader
 from gateway.records import Asset, Version
 from gateway.service.context import Backends
@@ -21,6 +22,7 @@ log = logging.getLogger("gateway.service")
 class AssetReader:
     def __init__(self, backends: Backends) -> None:
         self.b = backends
+        self.on_failover: Callable[[], None] = lambda: None  # a metric: reads served by a backup
 
     async def find(
         self, asset_id: str, version: int | None = None, *, owner: str | None
@@ -65,9 +67,26 @@ class AssetReader:
     async def open(self, version: Version, offset: int = 0, length: int | None = None) -> BlobReader:
         """The version's bytes. A blob the catalog lists but storage lacks is reported without its key
         (keys are internal); callers serving a link turn it into 410."""
+        storage = self.b.storages.get(version.storage)
         try:
-            return await self.b.storages.get(version.storage).store.open(version.blob_key, offset, length)
-        except NotFound:
+            return await storage.store.open(version.blob_key, offset, length)
+        except (NotFound, StorageError) as exc:
+            # Read failover (docs/backup.md): the storage's backup holds the same key, same bytes.
+            if storage.spec.backup is not None:
+                try:
+                    reader = await self.b.storages.get(storage.spec.backup).store.open(
+                        version.blob_key, offset, length
+                    )
+                except GatewayError:
+                    pass
+                else:
+                    log.warning(
+                        "asset %s read from backup %s: %s", version.asset_id, storage.spec.backup, exc.code
+                    )
+                    self.on_failover()
+                    return reader
+            if isinstance(exc, StorageError):
+                raise
             log.warning(
                 "asset %s version %d: content missing from storage", version.asset_id, version.version
             )
