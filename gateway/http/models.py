@@ -311,3 +311,8 @@ class HealthResponse(BaseModel):
     storages: dict[str, str] | None = Field(
         default=None, description="With several storages: each one's state, 'ok' or why it is down."
     )
+    workers: dict[str, float] | None = Field(
+        default=None,
+        description="Outbox (webhooks, scans, backups): entries due now (at most 100 counted) and the "
+        "oldest one's age in seconds",
+    )

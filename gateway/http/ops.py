@@ -36,7 +36,7 @@ async def healthcheck(request: web.Request) -> web.Response:
             content_type="application/json",
             headers=headers,
         )
-    body = HealthResponse(status="success", storages=storages)
+    body = HealthResponse(status="success", storages=storages, workers=health.workers)
     return web.Response(
         text=body.model_dump_json(exclude_none=True), content_type="application/json", headers=headers
     )

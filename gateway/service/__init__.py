@@ -114,6 +114,7 @@ class Services:
                 ttl=backends.settings.health_cache_seconds,
                 storages=lambda: backends.storages.ping_each(),
                 critical=backends.storages.default,
+                workers=events.backlog if events.possible else None,
             ),
             placer=placer,
             quotas=quotas,

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from gateway.records import Asset, Event, Token, Version
 from gateway.service.context import Backends
 
+BACKLOG_READ = 100
 EVENT_TYPES = (
     "asset.created",
     "asset.version_created",
@@ -99,6 +101,15 @@ class Events:
     def committed(self, events: Sequence[Event]) -> None:
         if events:
             self.written.set()
+
+    async def backlog(self) -> dict[str, float]:
+        """For /healthcheck: outbox entries due now (a bounded read: at most 100) and the oldest's age."""
+        if self.b.outbox is None:
+            return {}
+        now = time.time()
+        due = await self.b.outbox.due(now, BACKLOG_READ)
+        waits = [now - (q.event.at if q.event is not None else q.next_ms / 1000) for q in due]
+        return {"outbox_due": float(len(due)), "oldest_due_seconds": round(max([0.0, *waits]), 3)}
 
     async def publish(self, *events: Event) -> None:
         """Events that ride on no other write (see the module docstring)."""

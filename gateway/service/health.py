@@ -30,6 +30,7 @@ class Health:
     error: str | None
     checked: float  # monotonic time of the probe
     storages: dict[str, str | None] = field(default_factory=dict)  # name -> None (up) or the reason
+    workers: dict[str, float] | None = None  # the outbox: entries due now and the oldest one's age
 
     def age(self, now: float) -> float:
         return max(0.0, now - self.checked)
@@ -42,7 +43,9 @@ class HealthProbe:
         ttl: float,
         storages: Callable[[], Awaitable[dict[str, str | None]]] | None = None,
         critical: str = "",
+        workers: Callable[[], Awaitable[dict[str, float]]] | None = None,
     ) -> None:
+        self.workers = workers  # reported, never failing the check: a backlog is not an outage
         self.probes = probes
         self.ttl = ttl
         self.storages = storages
@@ -73,9 +76,16 @@ class HealthProbe:
             message = getattr(exc, "message", None) or "storage or catalog timed out"
             self._last = Health(False, message, time.monotonic())
             return self._last
+        workers = None
+        if self.workers is not None:
+            try:
+                async with asyncio.timeout(PROBE_TIMEOUT):
+                    workers = await self.workers()
+            except (GatewayError, TimeoutError):
+                workers = None
         down = states.get(self.critical)
         if down is not None:
-            self._last = Health(False, down, time.monotonic(), states)
+            self._last = Health(False, down, time.monotonic(), states, workers)
         else:
-            self._last = Health(True, None, time.monotonic(), states)
+            self._last = Health(True, None, time.monotonic(), states, workers)
         return self._last
