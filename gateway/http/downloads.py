@@ -95,7 +95,7 @@ def _inline_param(request: web.Request) -> bool:
     return raw in ("1", "true")
 
 
-def _version_param(request: web.Request) -> int | None:
+def version_param(request: web.Request) -> int | None:
     raw = request.query.get("version")
     if raw is None:
         return None
@@ -123,7 +123,7 @@ async def download_asset(request: web.Request) -> web.StreamResponse:
     """GET|HEAD /asset/{id}"""
     svc = request.app[SERVICE]
     asset, version = await svc.assets.find(
-        request.match_info["id"], _version_param(request), owner=principal(request).id
+        request.match_info["id"], version_param(request), owner=principal(request).id
     )
     rep = version_representation(svc, asset, version, shared=False, inline=_inline_param(request))
     return await serve(request, rep)

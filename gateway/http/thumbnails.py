@@ -11,7 +11,7 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 
 from gateway.errors import BadRequest, Gone, NotFound
-from gateway.http.downloads import _version_param, presented_password
+from gateway.http.downloads import presented_password, version_param
 from gateway.http.keys import SERVICE, principal
 from gateway.http.openapi import Operation, Param, operation
 from gateway.http.streaming import Representation, serve
@@ -65,7 +65,7 @@ async def asset_thumbnail(request: web.Request) -> web.StreamResponse:
         preset=q.get("preset"), w=q.get("w"), h=q.get("h"), fit=q.get("fit"), fmt=q.get("format")
     )
     asset, version = await svc.assets.find(
-        request.match_info["id"], _version_param(request), owner=principal(request).id
+        request.match_info["id"], version_param(request), owner=principal(request).id
     )
     svc.scanning.check(version)
     thumb = await svc.thumbnails.get(asset, version, spec)
