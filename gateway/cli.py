@@ -11,7 +11,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from gateway import cli_media, cli_storage, cli_sync
+from gateway import cli_crypto, cli_media, cli_storage, cli_sync
 from gateway.catalog import catalog_from_settings
 from gateway.client import commands as client_commands
 from gateway.config import ConfigError, Settings, load_settings
@@ -81,11 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     cli_storage.add_parsers(sub)
     cli_media.add_parsers(sub)
     cli_sync.add_parsers(sub)
+    cli_crypto.add_parsers(sub)
     client_commands.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command in client_commands.COMMANDS:
         return client_commands.run(args)
 
+    if (status := cli_crypto.run(args)) is not None:  # offline: no settings needed
+        return status
     if args.command == "keys":
         from gateway.auth import hash_api_key, new_api_key
 

@@ -107,6 +107,13 @@ class BlobInventory(Protocol):
 
 
 @runtime_checkable
+class Sized(Protocol):
+    """Optional: a stored object's size without reading it (envelope encryption finds its last chunk)."""
+
+    async def size_of(self, key: str) -> int: ...
+
+
+@runtime_checkable
 class Presigner(Protocol):
     """Optional: stores that can hand out short-lived direct download URLs."""
 

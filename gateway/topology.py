@@ -74,6 +74,14 @@ class StorageSpec(_Strict):
     retain: bool = Field(
         default=False, description="As a backup storage: keep copies when their asset is deleted."
     )
+    encryption: Literal["envelope"] | None = Field(
+        default=None, description="Encrypt every object here (AES-256-GCM chunks; docs/encryption.md)."
+    )
+    kek: str | None = Field(
+        default=None, description="Key-encryption key: local:/path, kms:<key id>, rsa:/path/public.pem"
+    )
+    kms_region: str | None = None
+    kms_endpoint: str | None = Field(default=None, description="KMS endpoint (tests, LocalStack).")
 
     @field_validator("url")
     @classmethod
@@ -81,6 +89,14 @@ class StorageSpec(_Strict):
         if not value.startswith(("s3://", "file://")):
             raise ValueError("storage URLs are s3://bucket/prefix?region=… or file:///path")
         return value
+
+    @model_validator(mode="after")
+    def _envelope(self) -> StorageSpec:
+        if (self.encryption == "envelope") != bool(self.kek):
+            raise ValueError("encryption = 'envelope' and kek go together")
+        if self.encryption and self.dedup:
+            raise ValueError("an encrypted storage cannot be content-addressed (dedup)")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> StorageSpec:

@@ -10,6 +10,17 @@ from gateway.topology import StorageSpec
 
 
 def blob_store_for(url: str, settings: Settings, spec: StorageSpec | None = None) -> BlobStore:
+    store = _plain_store(url, settings, spec)
+    if spec is not None and spec.encryption == "envelope" and spec.kek:
+        from gateway.storage.envelope import envelope, kek_from
+
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
+        region = spec.kms_region or query.get("region")
+        return envelope(store, kek_from(spec.kek, region, spec.kms_endpoint))
+    return store
+
+
+def _plain_store(url: str, settings: Settings, spec: StorageSpec | None) -> BlobStore:
     parts = urlsplit(url)
     if parts.scheme == "file":
         from gateway.storage.filesystem import FilesystemBlobStore

@@ -124,6 +124,13 @@ class FilesystemBlobStore:
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self.path_for(key).is_file)
 
+    async def size_of(self, key: str) -> int:
+        """The stored object's size (the Sized capability, ports.py)."""
+        try:
+            return (await asyncio.to_thread(self.path_for(key).stat)).st_size
+        except FileNotFoundError:
+            raise NotFound(f"blob {key} not found") from None
+
     async def list_blobs(self, prefix: str) -> AsyncIterator[BlobEntry]:
         """Committed blobs under ``prefix`` (temp files excluded), one directory listing at a time."""
         base = self.root / prefix if prefix else self.root

@@ -234,6 +234,18 @@ class S3BlobStore:
         except BotoCoreError as exc:
             raise _storage_error("get_object", exc) from exc
 
+    async def size_of(self, key: str) -> int:
+        """The stored object's size (the Sized capability, ports.py)."""
+        try:
+            resp = await self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if _code(exc) in _MISSING_CODES:
+                raise NotFound(f"blob {key} not found") from None
+            raise _storage_error("head_object", exc) from exc
+        except BotoCoreError as exc:
+            raise _storage_error("head_object", exc) from exc
+        return int(resp["ContentLength"])
+
     async def exists(self, key: str) -> bool:
         try:
             await self.client.head_object(Bucket=self.bucket, Key=self._key(key))
