@@ -32,6 +32,7 @@ import contextlib
 import contextvars
 import secrets
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -68,7 +69,18 @@ def _connect(path: str, busy_ms: int, autocheckpoint: int) -> sqlite3.Connection
         timeout=busy_ms / 1000,
         uri=path.startswith("file:"),
     )
-    con.execute("PRAGMA journal_mode=WAL")
+    # Switching a new file to WAL needs a moment of exclusive access, and SQLite answers "database is
+    # locked" at once (no busy handler) while another process does the same: `--workers N` start
+    # together on a fresh file. Retried here, on this (worker) thread, for up to ~5 s.
+    for attempt in range(50):
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or attempt == 49:
+                con.close()
+                raise
+            time.sleep(0.1)
     con.execute("PRAGMA synchronous=NORMAL")
     con.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     con.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
