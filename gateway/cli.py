@@ -11,7 +11,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from gateway import cli_crypto, cli_media, cli_storage, cli_sync
+from gateway import cli_crypto, cli_media, cli_storage, cli_sync, cli_transfer
 from gateway.catalog import catalog_from_settings
 from gateway.client import commands as client_commands
 from gateway.config import ConfigError, Settings, load_settings
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     cli_media.add_parsers(sub)
     cli_sync.add_parsers(sub)
     cli_crypto.add_parsers(sub)
+    cli_transfer.add_parsers(sub)
     client_commands.add_parsers(sub)
     args = parser.parse_args(argv)
     if args.command in client_commands.COMMANDS:
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     if (status := cli_media.run(args, settings)) is not None:
         return status
     if (status := cli_sync.run(args, settings)) is not None:
+        return status
+    if (status := cli_transfer.run(args, settings)) is not None:
         return status
 
     worker = bool(getattr(args, "worker", False))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from gateway.records import (
     Asset,
@@ -517,6 +517,9 @@ class Outbox(Protocol):
     async def deliveries(self, subscription_id: str, limit: int) -> list[Delivery]:
         """A subscription's deliveries, newest first: pending ones and the kept history."""
 
+    async def schedule(self, delivery: Delivery) -> None:
+        """A delivery due at ``delivery.next_at`` (work for later: a transfer's copy that expires)."""
+
     async def requeue(self, subscription_id: str, delivery_id: str, now: float) -> Delivery | None:
         """A finished delivery back into the queue (``POST …/retry``); None if unknown."""
 
@@ -547,6 +550,21 @@ class ThumbnailRecords(Protocol):
     async def indexed(self, owner: str | None = None) -> list[Thumbnail]: ...
 
     async def forget(self, thumbs: list[Thumbnail]) -> None: ...
+
+
+class TransferRecords(Protocol):
+    """Transfer jobs (``catalog/transfer_catalog.py``), as JSON-shaped dicts (``service/transfers.py``)."""
+
+    async def get(self, job_id: str) -> dict[str, Any] | None: ...
+
+    async def put(self, job: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class HasTransfers(Protocol):
+    """Optional catalog capability: transfer jobs."""
+
+    def transfers(self) -> TransferRecords: ...
 
 
 @runtime_checkable

@@ -38,6 +38,7 @@ BATCH_WRITE_ROUNDS = 8  # BatchWriteItem rounds for items DynamoDB leaves unproc
 
 if TYPE_CHECKING:
     from gateway.catalog.thumbnail_catalog import ThumbnailCatalog
+    from gateway.catalog.transfer_catalog import TransferCatalog
 
 _ser = TypeSerializer()
 _deser = TypeDeserializer()
@@ -131,6 +132,12 @@ class DynamoCatalog:
         from gateway.catalog.thumbnail_catalog import ThumbnailCatalog
 
         return ThumbnailCatalog(DynamoItems(self))
+
+    def transfers(self) -> TransferCatalog:
+        from gateway.catalog.dynamodb_items import DynamoItems
+        from gateway.catalog.transfer_catalog import TransferCatalog
+
+        return TransferCatalog(DynamoItems(self))
 
     def outbox(self) -> Outbox:
         from gateway.catalog.dynamodb_items import DynamoItems

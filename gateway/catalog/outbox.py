@@ -93,6 +93,9 @@ class OutboxCatalog:
         found = [ob.delivery_from(i) for i in await self.s.query(ob.history_pk(subscription_id), "D#")]
         return sorted(found, key=lambda d: d.created, reverse=True)[:limit]
 
+    async def schedule(self, delivery: Delivery) -> None:
+        await self.s.write([ob.record_item(delivery), ob.pointer_item(delivery)], [])
+
     async def requeue(self, subscription_id: str, delivery_id: str, now: float) -> Delivery | None:
         item = await self.s.get(*ob.record_key(subscription_id, delivery_id))
         if item is None:

@@ -36,6 +36,7 @@ from gateway.records import Asset, DownloadRecord, DueAsset, Event, NewAsset, Re
 
 if TYPE_CHECKING:
     from gateway.catalog.thumbnail_catalog import ThumbnailCatalog
+    from gateway.catalog.transfer_catalog import TransferCatalog
 
 _COLUMNS = ("expires_at", "downloads", "max_downloads", "revoked")
 _INSERT = (
@@ -157,6 +158,12 @@ class SqliteCatalog:
         from gateway.catalog.thumbnail_catalog import ThumbnailCatalog
 
         return ThumbnailCatalog(SqliteItems(self))
+
+    def transfers(self) -> TransferCatalog:
+        from gateway.catalog.sqlite_items import SqliteItems
+        from gateway.catalog.transfer_catalog import TransferCatalog
+
+        return TransferCatalog(SqliteItems(self))
 
     def outbox(self) -> Outbox:
         from gateway.catalog.outbox import OutboxCatalog

@@ -71,6 +71,7 @@ def create_app(
             sinks = Sinks(settings)
             sinks.internal["scan"] = services.scanning.handle
             sinks.internal["backup"] = services.backups.handle
+            sinks.internal["transfer"] = services.transfers.handle
             services.assets.on_failover = metrics.backup_reads.inc
             stack.push_async_callback(sinks.close)
             dispatcher = Dispatcher(

@@ -114,7 +114,7 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
-def _owner(request: web.Request) -> str:
+def owner_required(request: web.Request) -> str:
     """Webhooks need credentials: in open mode everyone is one owner, and asset ids are capabilities."""
     who = principal(request)
     if not who.authenticated:
@@ -137,7 +137,9 @@ def _json(model: BaseModel, status: int = 200) -> web.Response:
 )
 async def create_webhook(request: web.Request) -> web.Response:
     body = await read_json(request, WebhookRequest, max_bytes=16 * 1024)
-    sub = await request.app[SERVICE].webhooks.create(_owner(request), body.url, body.types, body.description)
+    sub = await request.app[SERVICE].webhooks.create(
+        owner_required(request), body.url, body.types, body.description
+    )
     return _json(WebhookCreated(webhook=WebhookOut.of(sub, with_secret=True)), 201)
 
 
@@ -150,7 +152,7 @@ async def create_webhook(request: web.Request) -> web.Response:
     )
 )
 async def list_webhooks(request: web.Request) -> web.Response:
-    subs = await request.app[SERVICE].webhooks.owned(_owner(request))
+    subs = await request.app[SERVICE].webhooks.owned(owner_required(request))
     return _json(WebhookList(webhooks=[WebhookOut.of(s) for s in subs]))
 
 
@@ -163,7 +165,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
     )
 )
 async def delete_webhook(request: web.Request) -> web.Response:
-    await request.app[SERVICE].webhooks.delete(_owner(request), request.match_info["id"])
+    await request.app[SERVICE].webhooks.delete(owner_required(request), request.match_info["id"])
     return web.Response(status=204)
 
 
@@ -181,7 +183,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     if not is_decimal(raw) or len(raw) > 4 or not 1 <= int(raw) <= 1000:
         raise BadRequest("limit must be an integer from 1 to 1000", code="invalid_limit")
     svc = request.app[SERVICE]
-    found = await svc.webhooks.deliveries(_owner(request), request.match_info["id"], int(raw))
+    found = await svc.webhooks.deliveries(owner_required(request), request.match_info["id"], int(raw))
     return _json(DeliveryList(deliveries=[DeliveryOut.of(d) for d in found]))
 
 
@@ -196,6 +198,6 @@ async def list_deliveries(request: web.Request) -> web.Response:
 async def retry_delivery(request: web.Request) -> web.Response:
     svc = request.app[SERVICE]
     m = request.match_info
-    again = await svc.webhooks.retry(_owner(request), m["id"], m["delivery_id"])
+    again = await svc.webhooks.retry(owner_required(request), m["id"], m["delivery_id"])
     svc.events.written.set()
     return _json(DeliveryRequeued(delivery=DeliveryOut.of(again)), 202)

@@ -20,6 +20,7 @@
     thumbnails.py presets after each image upload, other sizes on demand, stored once, purged
     scanning.py   scan states, what serving does with them, scans run as internal event deliveries
     backups.py    continuous copies to a storage's backup (internal deliveries), read failover
+    transfers.py  jobs copying assets or raw keys to target storages (templates, expiry, delete source)
 
 :class:`Services` bundles them for the HTTP layer, which reaches it through one typed app key.
 """
@@ -45,6 +46,8 @@ from gateway.service.scanning import SUBSCRIPTION as SCAN_SUBSCRIPTION
 from gateway.service.scanning import Scanning
 from gateway.service.thumbnails import Thumbnails
 from gateway.service.tokens import Tokens
+from gateway.service.transfers import SUBSCRIPTION as TRANSFER_SUBSCRIPTION
+from gateway.service.transfers import Transfers
 from gateway.service.upload_links import UploadLinkService
 from gateway.service.uploads import Uploads
 from gateway.service.webhooks import Webhooks
@@ -71,6 +74,7 @@ class Services:
     thumbnails: Thumbnails
     scanning: Scanning
     backups: Backups
+    transfers: Transfers
 
     async def close(self) -> None:
         """Write what waits to be written (the download history's last batch)."""
@@ -98,6 +102,7 @@ class Services:
         retention.derived.append(backups.forget_asset)
         internal = [SCAN_SUBSCRIPTION] if scanning.enabled else []
         internal += [BACKUP_SUBSCRIPTION] if backups.enabled else []
+        internal += [TRANSFER_SUBSCRIPTION] if backends.jobs is not None else []
         return cls(
             backends=backends,
             params=params,
@@ -123,4 +128,5 @@ class Services:
             thumbnails=thumbnails,
             scanning=scanning,
             backups=backups,
+            transfers=Transfers(backends, assets, retention, events),
         )

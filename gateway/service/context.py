@@ -24,11 +24,13 @@ from gateway.ports import (
     HasOutbox,
     HasQuotaLedger,
     HasThumbnails,
+    HasTransfers,
     HasUploadLinks,
     HasUploadSessions,
     Outbox,
     QuotaLedger,
     ThumbnailRecords,
+    TransferRecords,
     UploadLinks,
     UploadSessions,
 )
@@ -48,6 +50,7 @@ class Backends:  # mutable only so tests can move the clock
     blob_refs: BlobRefs | None = None  # content-addressed storages (service/dedup.py)
     outbox: Outbox | None = None  # events and their delivery (service/events.py, service/dispatch.py)
     thumbs: ThumbnailRecords | None = None  # stored thumbnails (service/thumbnails.py)
+    jobs: TransferRecords | None = None  # transfer jobs (service/transfers.py)
     clock: Callable[[], float] = field(default=time.time)
     client_secret: bytes = b""  # keys the hashes of client addresses (catalog.shared_secret)
 
@@ -78,6 +81,7 @@ class Backends:  # mutable only so tests can move the clock
             blob_refs=catalog.blob_refs() if isinstance(catalog, HasBlobRefs) else None,
             outbox=catalog.outbox() if isinstance(catalog, HasOutbox) else None,
             thumbs=catalog.thumbnails() if isinstance(catalog, HasThumbnails) else None,
+            jobs=catalog.transfers() if isinstance(catalog, HasTransfers) else None,
             clock=clock,
             client_secret=client_secret,
         )

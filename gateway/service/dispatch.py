@@ -84,7 +84,7 @@ class Dispatcher:
         """Handle what is due now; the number of entries this process claimed."""
         before = self.events.subscribed
         subs = await self.webhooks.everyone()
-        self.events.refresh(bool(subs), before)
+        self.events.refresh(self.events.listens(subs), before)
         now = self.clock()
         claimed = 0
         busy = {t.get_name() for t in self._inflight}

@@ -27,6 +27,8 @@ from gateway.records import Asset, Event, Token, Version
 from gateway.service.context import Backends
 
 BACKLOG_READ = 100
+# Work items of the gateway's own consumers (service/transfers.py): never offered to subscribers.
+INTERNAL_TYPES = ("transfer.requested", "transfer.expire")
 EVENT_TYPES = (
     "asset.created",
     "asset.version_created",
@@ -79,6 +81,11 @@ class Events:
         self.listened = True
         self.subscribed += 1
 
+    @staticmethod
+    def listens(subs: list[Any]) -> bool:
+        """Whether any subscription wants public events (internal-only consumers do not count)."""
+        return any(not set(s.types) <= set(INTERNAL_TYPES) for s in subs)
+
     def refresh(self, any_subscription: bool, subscribed_before: int) -> None:
         """From a dispatcher pass: whether anyone listens. A subscription created here while the pass
         was reading must not be overwritten by the pass's older answer."""
@@ -88,7 +95,7 @@ class Events:
             self.listened = False
 
     def new(self, type_: str, owner: str, data: dict[str, Any]) -> Event:
-        assert type_ in EVENT_TYPES, type_
+        assert type_ in EVENT_TYPES or type_ in INTERNAL_TYPES, type_
         at = self.b.clock()
         return Event(
             id=f"evt_{int(at * 1000):012x}{secrets.token_hex(8)}", type=type_, at=at, owner=owner, data=data

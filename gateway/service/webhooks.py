@@ -34,7 +34,7 @@ class Webhooks:
         self.b = backends
         self.events = events
         self.internal = internal or []  # the gateway's own consumers (scanning): url internal:<name>
-        if self.internal:
+        if events.listens(self.internal):
             events.listened = True
 
     def _outbox(self) -> Outbox:
