@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     keys = sub.add_parser("keys", help="API keys").add_subparsers(dest="keys_command", required=True)
     create = keys.add_parser("create", help="print a new API key once, and the line to configure")
     create.add_argument("name", help="the principal (owner) this key authenticates as")
+    rotate = keys.add_parser(
+        "rotate-kek", help="re-wrap an encrypted storage's data keys with its current kek"
+    )
+    rotate.add_argument("storage", help="the storage's name")
     cli_storage.add_parsers(sub)
     cli_media.add_parsers(sub)
     cli_sync.add_parsers(sub)
@@ -90,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if (status := cli_crypto.run(args)) is not None:  # offline: no settings needed
         return status
-    if args.command == "keys":
+    if args.command == "keys" and args.keys_command == "create":
         from gateway.auth import hash_api_key, new_api_key
 
         name = args.name.strip()
@@ -138,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     if (status := cli_sync.run(args, settings)) is not None:
         return status
     if (status := cli_transfer.run(args, settings)) is not None:
+        return status
+    if (status := cli_crypto.run_with_settings(args, settings)) is not None:
         return status
 
     worker = bool(getattr(args, "worker", False))

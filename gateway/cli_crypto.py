@@ -1,4 +1,10 @@
-"""``gateway decrypt --key KEY IN OUT``: read an object written to an encrypted storage, offline.
+"""``gateway decrypt --key KEY IN OUT`` (offline) and ``gateway keys rotate-kek STORAGE``.
+
+Rotation: set the storage's ``kek`` to the new key and list the old one in ``old_keks`` (both are then
+read), run ``gateway keys rotate-kek STORAGE`` -- every object's data key is unwrapped and wrapped again
+by the new KEK, its header rewritten and its chunks copied as they are (no re-encryption) -- then drop
+``old_keks``. One JSON summary line on stdout.
+
 
 For storages encrypted to a public key (``kek = "rsa:/path/public.pem"``), the gateway can write but
 never read; whoever holds the private key recovers the file with this command (a local KEK file works
@@ -49,3 +55,37 @@ def run(args: argparse.Namespace) -> int | None:
         return 1
     print(f"decrypted {size} bytes to {args.output}", file=sys.stderr)
     return 0
+
+
+def run_with_settings(args: argparse.Namespace, settings: Any) -> int | None:
+    if args.command != "keys" or args.keys_command != "rotate-kek":
+        return None
+    import asyncio
+
+    return asyncio.run(_rotate(settings, args.storage))
+
+
+async def _rotate(settings: Any, name: str) -> int:
+    import json
+
+    from gateway.cli import opened
+    from gateway.errors import GatewayError
+    from gateway.storage.envelope import EnvelopeInventory
+
+    async with opened(settings) as backends:
+        if name not in backends.storages.names():
+            print(f"gateway: unknown storage {name!r}", file=sys.stderr)
+            return 2
+        store = backends.storages.get(name).store
+        if not isinstance(store, EnvelopeInventory):
+            print(f"gateway: storage {name!r} is not an encrypted, listable storage", file=sys.stderr)
+            return 2
+        counts = {"rewrapped": 0, "current": 0, "failed": 0}
+        async for entry in store.list_blobs(""):
+            try:
+                counts["rewrapped" if await store.rewrap(entry.key) else "current"] += 1
+            except GatewayError as exc:
+                counts["failed"] += 1
+                print(json.dumps({"key": entry.key, "error": exc.message}), file=sys.stderr)
+        print(json.dumps(counts))
+    return 1 if counts["failed"] else 0

@@ -80,6 +80,10 @@ class StorageSpec(_Strict):
     kek: str | None = Field(
         default=None, description="Key-encryption key: local:/path, kms:<key id>, rsa:/path/public.pem"
     )
+    old_keks: list[str] = Field(
+        default=[],
+        description="Previous KEKs, still read while `gateway keys rotate-kek` re-wraps data keys.",
+    )
     kms_region: str | None = None
     kms_endpoint: str | None = Field(default=None, description="KMS endpoint (tests, LocalStack).")
 

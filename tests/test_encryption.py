@@ -185,3 +185,59 @@ async def test_public_key_storage_needs_the_private_key(
     refused = decrypt(str(tmp_path / "private.pem"), tmp_path / "altered.enc", tmp_path / "nope.bin")
     assert refused.returncode == 1 and "altered" in refused.stderr
     assert not (tmp_path / "nope.bin").exists() and not (tmp_path / "nope.bin.part").exists()
+
+
+async def test_rotate_kek_rewraps_without_reencrypting(
+    settings_factory: Any, make_client: Any, tmp_path: Path
+) -> None:
+    import json
+    import struct
+
+    old, new = tmp_path / "old.key", tmp_path / "new.key"
+    old.write_bytes(os.urandom(32))
+    new.write_bytes(os.urandom(32))
+    base = settings_factory()
+    client = await make_client(encrypted(base, f"local:{old}"))
+    payloads = {"a.bin": os.urandom(3 * CHUNK + 5), "b.bin": os.urandom(100)}
+    ids = {n: (await upload(client, n, d))["asset"]["id"] for n, d in payloads.items()}
+    raw = Raw(base.storage_url)
+    keys = {n: await key_of(client, aid) for n, aid in ids.items()}
+
+    def split(blob: bytes) -> tuple[dict[str, Any], bytes]:
+        (size,) = struct.unpack(">I", blob[7:11])
+        return json.loads(blob[11 : 11 + size]), blob[11 + size :]
+
+    before = {n: split(raw.read(k)) for n, k in keys.items()}
+    storages = {
+        "main": {
+            "url": base.storage_url,
+            "encryption": "envelope",
+            "kek": f"local:{new}",
+            "old_keks": [f"local:{old}"],
+        }
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")} | {
+        "GATEWAY_STORAGES": json.dumps(storages),
+        "GATEWAY_DEFAULT_STORAGE": "main",
+        "GATEWAY_CATALOG_URL": base.catalog_url,
+    }
+    for expected in (
+        {"rewrapped": 2, "current": 0, "failed": 0},
+        {"rewrapped": 0, "current": 2, "failed": 0},
+    ):
+        run = subprocess.run(
+            [sys.executable, "-m", "gateway", "keys", "rotate-kek", "main"],
+            capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert json.loads(run.stdout.splitlines()[-1]) == expected
+    for name, key in keys.items():
+        header, chunks = split(raw.read(key))
+        assert header["kek"]["id"] != before[name][0]["kek"]["id"]
+        assert chunks == before[name][1]  # the content was not re-encrypted, only its key re-wrapped
+    rotated = await make_client(encrypted(base, f"local:{new}"))
+    for name, aid in ids.items():
+        assert await (await rotated.get(f"/asset/{aid}")).read() == payloads[name]
+    stale = await make_client(encrypted(base, f"local:{old}"))
+    resp = await stale.get(f"/asset/{ids['b.bin']}")
+    assert resp.status == 502  # the old key no longer opens it

@@ -16,7 +16,8 @@ def blob_store_for(url: str, settings: Settings, spec: StorageSpec | None = None
 
         query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
         region = spec.kms_region or query.get("region")
-        return envelope(store, kek_from(spec.kek, region, spec.kms_endpoint))
+        old = [kek_from(k, region, spec.kms_endpoint) for k in spec.old_keks]
+        return envelope(store, kek_from(spec.kek, region, spec.kms_endpoint), old)
     return store
 
 

@@ -32,7 +32,7 @@ import hashlib
 import json
 import os
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,9 +169,10 @@ def kek_from(spec: str, region: str | None = None, endpoint: str | None = None) 
 class EnvelopeStore:
     """A BlobStore (and BlobInventory, when the inner one is) that encrypts what it stores."""
 
-    def __init__(self, inner: BlobStore, kek: Kek, *, chunk: int = CHUNK) -> None:
+    def __init__(self, inner: BlobStore, kek: Kek, *, chunk: int = CHUNK, old: Sequence[Kek] = ()) -> None:
         self.inner = inner
         self.kek = kek
+        self.keks = {k.id: k for k in (*old, kek)}  # unwrapping: the key that wrapped it (rotation)
         self.chunk = chunk
         self._headers: collections.OrderedDict[str, tuple[dict[str, Any], int, bytes, int]] = (
             collections.OrderedDict()
@@ -252,7 +253,7 @@ class EnvelopeStore:
             raw = await self._read(key, PREFIX + size)
         try:
             header = json.loads(raw[PREFIX : PREFIX + size])
-            dk = await self.kek.unwrap(header["kek"])
+            dk = await self._kek_of(header).unwrap(header["kek"])
         except (ValueError, KeyError, InvalidTag) as exc:
             raise Tampered(f"envelope header unreadable: {type(exc).__name__}") from None
         chunks = -(-(stored - PREFIX - size) // (int(header["chunk"]) + TAG))
@@ -263,6 +264,36 @@ class EnvelopeStore:
         if len(self._headers) > 1024:
             self._headers.popitem(last=False)
         return entry
+
+    def _kek_of(self, header: dict[str, Any]) -> Kek:
+        found = self.keks.get(str(header["kek"].get("id", "")))
+        if found is None:
+            raise Tampered("this object's data key is wrapped by a key-encryption key not configured here")
+        return found
+
+    async def rewrap(self, key: str) -> bool:
+        """Key rotation: the data key wrapped again by the current KEK; the chunks are copied as they are
+        (no re-encryption). False when the object already uses the current KEK."""
+        self._headers.pop(key, None)
+        header, base, dk, _ = await self._header(key)
+        if header["kek"].get("id") == self.kek.id:
+            return False
+        header = header | {"kek": await self.kek.wrap(dk)}
+        head = json.dumps(header, separators=(",", ":")).encode()
+        stored = await self.sized.size_of(key)
+        body = await self.inner.open(key, base, stored - base)
+
+        async def rewritten() -> AsyncIterator[bytes]:
+            yield MAGIC + struct.pack(">I", len(head)) + head
+            async for part in body:
+                yield part
+
+        try:
+            await self.inner.write(key, rewritten(), size_hint=PREFIX + len(head) + stored - base)
+        finally:
+            await body.aclose()
+            self._headers.pop(key, None)
+        return True
 
     async def _read(self, key: str, n: int) -> bytes:
         reader = await self.inner.open(key, 0, n)
@@ -365,8 +396,9 @@ class EnvelopeInventory(EnvelopeStore):
         return await self.inner.abort_stale_uploads(older_than, keep)
 
 
-def envelope(inner: BlobStore, kek: Kek) -> EnvelopeStore:
-    return EnvelopeInventory(inner, kek) if isinstance(inner, BlobInventory) else EnvelopeStore(inner, kek)
+def envelope(inner: BlobStore, kek: Kek, old: Sequence[Kek] = ()) -> EnvelopeStore:
+    kind = EnvelopeInventory if isinstance(inner, BlobInventory) else EnvelopeStore
+    return kind(inner, kek, old=old)
 
 
 def decrypt_file(
