@@ -146,3 +146,59 @@ def test_terminal_shows_bars_pipe_gets_json(tmp_path: Path) -> None:
     assert b"objects" in shown and b"bytes" in shown and b"100%" in shown  # rich bars on the terminal
     assert json.loads(proc.stdout.decode().splitlines()[-1])["summary"]["copied"] == 3
     assert b"\x1b" not in proc.stdout  # the piped part is plain JSON
+
+
+def test_s3_to_s3_between_two_accounts(
+    tmp_path: Path, s3: Any, remote_kind: str, request: pytest.FixtureRequest
+) -> None:
+    """The regional backup between two accounts: each storage with its own credentials (on the real lane,
+    two RGW users; the destination bucket belongs to the second)."""
+    endpoint, _ = remote_endpoints(remote_kind, request)
+    if remote_kind == "real":
+        key, secret = os.environ["REAL_CUSTOMER_ACCESS_KEY_ID"], os.environ["REAL_CUSTOMER_SECRET_ACCESS_KEY"]
+    else:
+        key, secret = "customer-key", "customer-secret"
+    customer = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+    )
+    dst_bucket = f"snap-{uuid.uuid4().hex[:12]}"
+    customer.create_bucket(Bucket=dst_bucket)
+    src = tmp_path / "src"
+    tree(src, FILES)
+    first = s3.new_bucket()
+    assert gateway_sync(f"file://{src}", first, cwd=tmp_path)[0] == 0
+    storages = {
+        "assets-us": {"url": first},
+        "snapshots": {
+            "url": f"s3://{dst_bucket}/nightly?region=us-east-1&endpoint={endpoint}",
+            "access_key_id_env": "SNAP_KEY",
+            "secret_access_key_env": "SNAP_SECRET",
+        },
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")} | {
+        "GATEWAY_STORAGES": json.dumps(storages),
+        "GATEWAY_DEFAULT_STORAGE": "assets-us",
+        "GATEWAY_CATALOG_URL": f"sqlite:///{tmp_path}/catalog.db",
+        "SNAP_KEY": key,
+        "SNAP_SECRET": secret,
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "gateway",
+        "sync",
+        "assets-us",
+        "snapshots",
+        "--size-only",
+        "--only-show-errors",
+    ]
+    for expected in (3, 0):  # the cron's first night copies everything, the second nothing
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert [json.loads(line) for line in proc.stdout.splitlines()][-1]["summary"]["copied"] == expected
+    listed = customer.list_objects_v2(Bucket=dst_bucket, Prefix="nightly/")
+    assert sorted(o["Key"].removeprefix("nightly/") for o in listed["Contents"]) == sorted(FILES)
