@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,21 @@ async def test_public_key_target_and_cli_raw_keys(
     final = json.loads(cli.stdout.splitlines()[-1])["transfer"]
     assert final["state"] == "done"
     assert (tmp_path / "copies" / "raw" / version.blob_key.rsplit("/", 1)[1]).read_bytes() == data
+
+
+async def test_a_job_too_big_for_one_item_is_refused(
+    settings_factory: Any, make_client: Any, tmp_path: Path
+) -> None:
+    targets = {f"t{i}": {"url": f"file://{tmp_path}/t{i}"} for i in range(3)}
+    client = await make_client(with_targets(settings_factory(), tmp_path, **targets))
+    aid = await put(client, "a.txt", b"a")
+    body = {
+        "assets": [aid] * 1,
+        "targets": [{"storage": f"t{i % 3}", "path": f"{i}/{{name}}"} for i in range(11)],
+    }
+    resp = await client.post("/transfers", json=body, headers=AUTH)
+    assert resp.status == 400 and await error_code(resp) == "invalid_json"  # more than 10 targets
+    many = [str(uuid.uuid4()) for _ in range(400)]
+    body = {"assets": many, "targets": [{"storage": f"t{i}", "path": "{name}"} for i in range(3)]}
+    resp = await client.post("/transfers", json=body, headers=AUTH)
+    assert resp.status == 400 and await error_code(resp) == "invalid_sources"  # 1,200 copies

@@ -42,6 +42,7 @@ from gateway.sinks import Outcome
 
 MAX_OBJECTS = 500  # per job: the job is one catalog item
 MAX_TARGETS = 10
+MAX_COPIES = 1000  # objects x targets: keeps the job item far below DynamoDB's 400 KB
 MAX_ATTEMPTS = 8
 SUBSCRIPTION = Subscription(
     id="int_transfer",
@@ -126,6 +127,10 @@ class Transfers:
         sources = list(dict.fromkeys(assets)) or list(dict.fromkeys(keys))
         if not sources or len(sources) > MAX_OBJECTS:
             raise BadRequest(f"a transfer moves 1 to {MAX_OBJECTS} objects", code="invalid_sources")
+        if len(sources) * len(targets) > MAX_COPIES:
+            raise BadRequest(
+                f"a transfer makes at most {MAX_COPIES} copies; split it", code="invalid_sources"
+            )
         known = set(self.b.storages.names())
         for t in targets:
             if t.storage not in known:
