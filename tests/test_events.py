@@ -172,8 +172,9 @@ async def test_failed_for_good_then_retried_by_hand(
     hook = await subscribe(client, receiver.url, types=["asset.created"])
     receiver.fail_next = 10**6
     await put(client, "x.txt", b"x")
-    health = await (await client.get("/healthcheck")).json()
+    health = await (await client.get("/healthcheck", params={"detail": "1"})).json()
     assert set(health["workers"]) == {"outbox_due", "oldest_due_seconds"}  # reported, still healthy
+    assert await (await client.get("/healthcheck")).json() == {"status": "success"}  # the contract's body
     url = f"/webhooks/{hook['id']}/deliveries"
 
     async def state() -> str:
