@@ -262,3 +262,24 @@ async def test_resolver_drops_refused_addresses() -> None:
     private.inner = Fixed(["127.0.0.1", "169.254.169.254"])  # type: ignore[assignment]
     assert [r["host"] for r in await private.resolve("x")] == ["127.0.0.1"]  # link-local: never
     assert not allowed(ipaddress.ip_address("100.64.0.1"), allow_private=False)
+
+
+async def test_a_slow_delivery_keeps_its_lease_against_a_second_process(
+    settings_factory: Any, make_client: Any, receiver: Receiver
+) -> None:
+    """Two gateways on one catalog; the receiver takes 3x the lease to answer. The attempt renews its
+    lease, so the other process never starts a second attempt of the same delivery."""
+    keys = [f"alice:{hash_api_key(ALICE)}"]
+    settings = settings_factory(api_keys=keys, **FAST | {"outbox_lease": 0.5, "webhook_timeout": 10})
+    first, second = await make_client(settings), await make_client(settings)
+    hook = await subscribe(first, receiver.url, types=["asset.created"])
+    second.app[SERVICE].events.subscription_added()  # as its next poll would learn
+    receiver.delay = 1.5
+    await put(first, "slow.txt", b"slow")
+    await wait_for(lambda: receiver.received, what="the slow delivery")
+    await asyncio.sleep(2.0)  # a second attempt, had the lease lapsed, would have arrived by now
+    assert len(receiver.received) == 1
+    [delivery] = (await (await first.get(f"/webhooks/{hook['id']}/deliveries", headers=auth(ALICE))).json())[
+        "deliveries"
+    ]
+    assert delivery["state"] == "delivered" and len(delivery["attempts"]) == 1

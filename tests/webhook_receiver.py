@@ -30,6 +30,7 @@ class Received:
 class Receiver:
     fail_next: int = 0
     status: int = 204
+    delay: float = 0.0  # seconds before answering (a slow receiver)
     received: list[Received] = field(default_factory=list)
     refused: int = 0
     runner: web.AppRunner | None = None
@@ -52,6 +53,8 @@ class Receiver:
 
     async def _hook(self, request: web.Request) -> web.Response:
         body = await request.read()
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.fail_next > 0:
             self.fail_next -= 1
             self.refused += 1

@@ -125,35 +125,56 @@ class Dispatcher:
             self.events.written.set()  # deliveries are due now: another pass at once
 
     async def _attempt(self, entry: Queued, delivery: Delivery) -> None:
+        held = [entry]  # the lease as it is renewed
+        renewing = asyncio.create_task(self._keep_leased(held))
         try:
             subs = {s.id: s for s in await self.webhooks.everyone()}
             sub = subs.get(delivery.subscription)
             started = time.monotonic()
-            if sub is None:  # unsubscribed since: nothing to deliver to
-                await self.outbox.finish(entry, dataclasses.replace(delivery, state="failed"), self._keep())
+            outcome = None if sub is None else await self.sinks.send(sub, delivery.event)
+            renewing.cancel()  # stopped before the outcome's write, which is conditional on the lease
+            await asyncio.gather(renewing, return_exceptions=True)
+            if sub is None or outcome is None:  # unsubscribed since: nothing to deliver to
+                await self.outbox.finish(held[0], dataclasses.replace(delivery, state="failed"), self._keep())
                 return
-            outcome = await self.sinks.send(sub, delivery.event)
             now = self.clock()
             attempt = Attempt(now, outcome.status, outcome.error, int((time.monotonic() - started) * 1000))
             tried = dataclasses.replace(delivery, attempts=(*delivery.attempts, attempt))
             if outcome.ok:
                 self.on_attempt("delivered")
-                await self.outbox.finish(entry, dataclasses.replace(tried, state="delivered"), self._keep())
+                await self.outbox.finish(held[0], dataclasses.replace(tried, state="delivered"), self._keep())
                 return
             if now - delivery.created >= self.settings.webhook_retry_for:
                 self.on_attempt("failed")
                 log.warning("delivery %s to %s failed for good", delivery.id, sub.id)
-                await self.outbox.finish(entry, dataclasses.replace(tried, state="failed"), self._keep())
+                await self.outbox.finish(held[0], dataclasses.replace(tried, state="failed"), self._keep())
                 return
             self.on_attempt("retry")
             later = dataclasses.replace(tried, next_at=now + self._backoff(len(tried.attempts)))
-            await self.outbox.reschedule(entry, later)
+            await self.outbox.reschedule(held[0], later)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the lease runs out and the entry is tried again
             log.warning("delivery %s: %s", delivery.id, getattr(exc, "message", type(exc).__name__))
         finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
             self._slots.release()
+
+    async def _keep_leased(self, held: list[Queued]) -> None:
+        """While an attempt runs (a slow receiver, a transfer of big objects, a scan of a big file), its
+        lease is renewed every third of ``outbox_lease``: no other process takes over a live attempt."""
+        lease = self.settings.outbox_lease
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                renewed = await self.outbox.lease(held[0], self.clock() + lease)
+            except Exception as exc:
+                log.warning("lease renewal failed: %s", getattr(exc, "message", type(exc).__name__))
+                continue
+            if renewed is None:
+                return  # lost (it had lapsed): the outcome's write will be refused, another process retries
+            held[0] = dataclasses.replace(held[0], lease_ms=renewed.lease_ms)
 
     def _backoff(self, attempts: int) -> float:
         s = self.settings
