@@ -67,6 +67,14 @@ def guess_content_type(name: str) -> str:
     return guessed or "application/octet-stream"
 
 
+def likely_type(name: str, declared: str) -> str:
+    """What a stored file probably is: its declared type, or a guess from its name when the declared one
+    says nothing (``curl -T`` sends no type: the body is stored as application/octet-stream)."""
+    if declared in ("application/octet-stream", "binary/octet-stream"):
+        return guess_content_type(name)
+    return declared
+
+
 @functools.lru_cache(maxsize=4096)  # pure, and built for every download of the same few names
 def content_disposition(name: str, disposition: str = "attachment") -> str:
     """RFC 6266 header with an ASCII fallback and an RFC 8187 UTF-8 form, safe for any stored name."""

@@ -25,7 +25,7 @@ from gateway.http.keys import SERVICE
 from gateway.http.openapi import HTML, Operation, operation
 from gateway.http.page_kit import expires_in, html_errors, render
 from gateway.http.uploads import base_url, link_base_url
-from gateway.names import guess_content_type, served_type
+from gateway.names import likely_type, served_type
 from gateway.records import Asset, Token, Version
 from gateway.service import Services
 
@@ -83,9 +83,7 @@ async def _details(request: web.Request, token: Token, secret: str) -> dict[str,
 
 def _previewable(svc: Services, asset: Asset, version: Version) -> bool:
     """An image with presets to show, that may be served now (not flagged, not held for scanning)."""
-    kind = version.content_type
-    if kind in ("application/octet-stream", "binary/octet-stream"):  # curl -T sends no type
-        kind = guess_content_type(asset.name)
+    kind = likely_type(asset.name, version.content_type)
     if not kind.startswith("image/") or kind == "image/svg+xml" or not svc.thumbnails.presets:
         return False
     try:

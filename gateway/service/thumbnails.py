@@ -27,7 +27,7 @@ from typing import BinaryIO, cast
 from gateway import imaging
 from gateway.errors import BadRequest, GatewayError, NotFound, Unprocessable
 from gateway.imaging import ImageRefused, ThumbSpec
-from gateway.names import guess_content_type
+from gateway.names import likely_type
 from gateway.ports import BlobReader, ThumbnailRecords
 from gateway.records import Asset, Placement, Thumbnail, Version
 from gateway.service.assets import AssetReader
@@ -172,9 +172,7 @@ class Thumbnails:
         """Make the presets of a new image version in the background (on demand covers a crash)."""
         if not self.s.thumbnail_eager or not self.presets or self.b.thumbs is None:
             return
-        kind = version.content_type
-        if kind in ("application/octet-stream", "binary/octet-stream"):  # curl -T sends no type
-            kind = guess_content_type(asset.name)
+        kind = likely_type(asset.name, version.content_type)
         if not kind.startswith("image/") or kind == "image/svg+xml":
             return
         task = asyncio.create_task(self._presets(asset, version), name=f"thumbnails-{asset.id}")

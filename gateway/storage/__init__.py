@@ -12,7 +12,8 @@ from gateway.topology import StorageSpec
 def blob_store_for(url: str, settings: Settings, spec: StorageSpec | None = None) -> BlobStore:
     store = _plain_store(url, settings, spec)
     if spec is not None and spec.encryption == "envelope" and spec.kek:
-        from gateway.storage.envelope import envelope, kek_from
+        from gateway.storage.envelope import envelope
+        from gateway.storage.keks import kek_from
 
         query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
         region = spec.kms_region or query.get("region")
